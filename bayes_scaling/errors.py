@@ -1,0 +1,13 @@
+"""The one exception a user ever sees: bad input, reported as a single line."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad user input (file, row, column or option).
+
+    The CLIs print ``str(err)`` as one line on stderr and exit with code 2; they never
+    show a traceback for it and never leave a half-written artifact behind.
+    """
+
+    exit_code = 2
