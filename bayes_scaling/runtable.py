@@ -187,8 +187,9 @@ def best_runs(
     A full sweep (several runs per cell) carries its own grid: the lr values tried
     at the best run's B (and the B values tried at its lr; the whole cell's values
     if that slice holds one point). A best-runs-only table (one run per cell) needs
-    declared grids. A declared grid, when given, is used for every cell and every
-    run's value must lie on it.
+    declared grids. A declared grid, when given, is used for every cell, every
+    run's value must lie on it, and best values are snapped to the exact grid
+    point (tables often print 2^-8 as 0.003906).
     """
     runs = runs.reset_index(drop=True)
     for grid, col, flag in ((lr_grid, "lr", "--lr-grid"), (batch_grid, "B", "--batch-grid")):
@@ -215,6 +216,7 @@ def best_runs(
         for col, grid, other in (("lr", lr_grid, "B"), ("B", batch_grid, "lr")):
             if grid is not None:
                 lo, hi = grid.log_bounds(best[col])
+                row[col] = float(grid.values[grid.index_of(best[col])])  # exact grid value (0.003906 → 2^-8)
             else:
                 lo, hi = _swept_bounds(cell, col, other, best)
             row[f"{col}_lo"], row[f"{col}_hi"] = lo, hi
