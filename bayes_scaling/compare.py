@@ -19,6 +19,8 @@ elpd_i = log mean_s p_i(θ_s^(−i)). The table says how many points were refitt
 
 from __future__ import annotations
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -48,7 +50,9 @@ def cell_loglik(fit: OptimumFit, data: QuantityData, posterior=None) -> np.ndarr
 def loo_cells(fit: OptimumFit, data: QuantityData, fitter: Fitter | None = None,
               max_refits: int = MAX_REFITS) -> dict[str, object]:
     """Pointwise LOO elpd of the observed cells, with exact refits where Pareto k is high."""
-    loo = az.loo(fit.idata, pointwise=True)
+    with warnings.catch_warnings():  # high Pareto k is handled (and reported) below
+        warnings.simplefilter("ignore")
+        loo = az.loo(fit.idata, pointwise=True)
     k = np.asarray(loo.pareto_k).ravel()
     log_w = loo.log_weights.transpose("chain", "draw", ...).values
     log_w = log_w.reshape(-1, log_w.shape[-1])            # (S, n), draws flattened

@@ -1,0 +1,124 @@
+"""PyMC builder of the full-surface latent-optimum model: every run of every sweep.
+
+Run i of cell j, at offsets u = log η_i − log η*_j, v = log B_i − log B*_j from the
+cell's latent optimum, has loss
+
+    loss_i ~ StudentT_ν(L*_j + f_j(u, v), σ_L)          (right-censored at U_j, see surface_data)
+
+    f_j(u, v) = κ·(√(1 + 2·s_j·Q(ũ, ṽ)/κ) − 1),   Q = ½(h_η ũ² + 2ρ√(h_η h_B) ũṽ + h_B ṽ²),
+    ũ = u·exp(½α_η·sign u),   ṽ = v·exp(½α_B·sign v),
+
+a bowl that is quadratic (curvature h, correlation |ρ| < 1, so positive definite) near
+the optimum, straightens into a cone far from it (κ nats sets where), rises e^{α}
+times faster on one side than the other, and is scaled per cell by s_j = exp(τ_s·z_j).
+The cell optima follow the laws of ``optimum_models``, jointly for q ∈ {η, B}:
+
+    log q*_j = a_q + b_q·x_N,j + c_q(n_j)·x_D,j + σ_q·ε_qj,     ε_qj ~ Normal(0, 1)
+
+with c_q(n) = c_q (``slopes="pooled"``) or c_q + τ_c,q·ζ_q,n (``"per_n"``, non-centred).
+The cell optima are *centred* (log q*_j itself is the parameter): each holds ~100 runs,
+so the data pin it and the centred form is the funnel-free one. Priors on a, b, c, σ,
+τ_c are those of ``optimum_models``; curvatures log h ~ Normal(log 0.05, 1.5),
+ρ = tanh(Normal(0, 0.5)), α ~ Normal(0, 0.5), κ ~ LogNormal(log 0.05, 1),
+τ_s ~ LogNormal(log 0.3, 0.75), L*_j ~ Normal(min loss_j, 0.05), σ_L ~ LogNormal(log 0.005, 1),
+ν = 4 fixed.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayes_scaling.optimum_models import SIGMA_PRIOR_MEAN, TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, Centers
+from bayes_scaling.surface_data import SurfaceData
+
+SLOPES = ("pooled", "per_n")
+#: Both optima, in this order along the model's ``quantity`` dimension.
+OPTIMA = ("lr", "batch_size")
+#: Degrees of freedom of the Student-t loss noise (fixed: the censored t CDF has no cheap ν-gradient).
+NU = 4.0
+
+
+def bowl(u, v, s, h, rho, alpha, kappa, xp: ModuleType = np):
+    """f(u, v) of the module docstring, in NumPy (``xp=np``) or PyTensor (``xp=pt``).
+
+    ``h`` and ``alpha`` are pairs (η, B); every argument broadcasts.
+    """
+    ut = u * xp.exp(0.5 * alpha[0] * xp.sign(u))
+    vt = v * xp.exp(0.5 * alpha[1] * xp.sign(v))
+    q = 0.5 * (h[0] * ut**2 + 2.0 * rho * xp.sqrt(h[0] * h[1]) * ut * vt + h[1] * vt**2)
+    return kappa * (xp.sqrt(1.0 + 2.0 * s * q / kappa) - 1.0)
+
+
+def data_arrays(data: SurfaceData) -> dict[str, np.ndarray]:
+    """The ``pm.Data`` values of the model, by name (also what nutpie's ``with_data`` takes)."""
+    r, c = data.runs, data.cells
+    centers = [data.centers(q) for q in OPTIMA]
+    return {
+        "log_lr": np.log(r["lr"].to_numpy(dtype=float)),
+        "log_B": np.log(r["B"].to_numpy(dtype=float)),
+        "y_obs": r["y"].to_numpy(dtype=float),
+        "upper": r["upper"].to_numpy(dtype=float),
+        "censored": r["censored"].to_numpy(dtype="int8"),
+        "weight": r["weight"].to_numpy(dtype=float),
+        "run_cell": r["cell"].to_numpy(dtype="int64"),
+        "x_N": np.log(c["N"].to_numpy(dtype=float)) - centers[0].log_N,
+        "x_D": np.log(c["D"].to_numpy(dtype=float)) - centers[0].log_D,
+        "n_index": c["n_index"].to_numpy(dtype="int64"),
+        "min_loss": c["min_loss"].to_numpy(dtype=float),
+        "a_loc": np.array([ctr.y for ctr in centers]),
+    }
+
+
+def coords(data: SurfaceData) -> dict[str, list]:
+    return {"run": list(range(len(data.runs))), "cell": data.cell_names,
+            "N_level": [float(n) for n in data.n_levels], "quantity": list(OPTIMA), "axis": ["lr", "B"]}
+
+
+def build_surface(data: SurfaceData, *, slopes: str = "pooled") -> pm.Model:
+    """The full-surface model of the module docstring for one run table."""
+    if slopes not in SLOPES:
+        raise ValueError(f"slopes must be one of {SLOPES}, got {slopes!r}")
+    dims = {"a_loc": "quantity", "x_N": "cell", "x_D": "cell", "n_index": "cell", "min_loss": "cell"}
+    with pm.Model(coords=coords(data)) as model:
+        d = {k: pm.Data(k, v, dims=dims.get(k, "run")) for k, v in data_arrays(data).items()}
+        # scaling laws of the two optima (names and centring as in optimum_models)
+        a = pm.Normal("a", mu=d["a_loc"], sigma=2.0, dims="quantity")
+        b = pm.Normal("b", 0.0, 1.0, dims="quantity")
+        c = pm.Normal("c", 0.0, 1.0, dims="quantity")
+        sigma = pm.Gamma("sigma", alpha=2.0, beta=2.0 / SIGMA_PRIOR_MEAN, dims="quantity")
+        if slopes == "per_n":
+            tau_c = pm.LogNormal("tau_c", mu=np.log(TAU_PRIOR_MEDIAN), sigma=TAU_PRIOR_SIGMA, dims="quantity")
+            z_c = pm.Normal("z_c", 0.0, 1.0, dims=("quantity", "N_level"))
+            c_n = pm.Deterministic("c_n", c[:, None] + tau_c[:, None] * z_c, dims=("quantity", "N_level"))
+            slope = c_n[:, d["n_index"]]
+        else:
+            slope = c[:, None]
+        law = a[:, None] + b[:, None] * d["x_N"][None, :] + slope * d["x_D"][None, :]
+        log_opt = pm.Normal("log_opt", mu=law, sigma=sigma[:, None], dims=("quantity", "cell"))
+        # the bowls
+        log_h = pm.Normal("log_h", np.log(0.05), 1.5, dims="axis")
+        rho = pm.Deterministic("rho", pt.tanh(pm.Normal("rho_raw", 0.0, 0.5)))
+        alpha = pm.Normal("alpha", 0.0, 0.5, dims="axis")
+        kappa = pm.LogNormal("kappa", np.log(0.05), 1.0)
+        tau_s = pm.LogNormal("tau_s", np.log(0.3), 0.75)
+        z_s = pm.Normal("z_s", 0.0, 1.0, dims="cell")
+        l_star = pm.Normal("l_star", mu=d["min_loss"], sigma=0.05, dims="cell")
+        sigma_loss = pm.LogNormal("sigma_loss", np.log(0.005), 1.0)
+        j = d["run_cell"]
+        u = d["log_lr"] - log_opt[0, j]
+        v = d["log_B"] - log_opt[1, j]
+        f = bowl(u, v, pt.exp(tau_s * z_s)[j], pt.exp(log_h), rho, alpha, kappa, xp=pt)
+        pm.CustomDist("loss_obs", l_star[j] + f, sigma_loss, d["upper"], d["censored"], d["weight"],
+                      logp=_run_logp, observed=d["y_obs"], dims="run")
+    return model
+
+
+def _run_logp(value, mu, sigma, upper, censored, weight):
+    """Student-t density of an exact loss, or its survival above U for a censored run; × weight."""
+    noise = pm.StudentT.dist(nu=NU, mu=mu, sigma=sigma)
+    lp = pt.switch(pt.eq(censored, 1), pm.logccdf(noise, upper), pm.logp(noise, value))
+    return weight * lp
