@@ -1,0 +1,89 @@
+"""Wall time of each model, as a ratio to the OLS bootstrap, and of the default command.
+
+    python benchmarks/bench_fit.py [--datasets blog-partII,steplaw-dense] [--samplers nutpie,pymc] [--no-cli]
+
+Part 1 fits every model to both optima of each dataset's best runs with each sampler
+(4 chains x 1000 draws, 1000 tune) in one process and reports seconds and the ratio to
+the OLS 10,000-resample bootstrap timed in the same run. "first" includes compiling the
+model (nutpie: numba; PyMC: C); "second" is the other optimum, which reuses it.
+Part 2 times ``python -m bayes_scaling.fit --no-plots`` end to end as a user runs it:
+cold (empty PyTensor compile cache) and warm (cache filled by the cold run), and
+with plots (warm). Timings on a shared 2-core machine are noisy: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pandas as pd
+
+from bayes_scaling.api import Fitter
+from bayes_scaling.datasets import load_runs
+from bayes_scaling.optimum_models import MODELS
+from bayes_scaling.runtable import best_runs
+from bayes_scaling.sampling import SamplerConfig
+
+
+def time_models(dataset: str, sampler: str) -> list[dict]:
+    loaded = load_runs(dataset)
+    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    fitter = Fitter(SamplerConfig(sampler=sampler, target_accept=0.99))
+    rows = []
+    t0 = time.perf_counter()
+    for q in ("lr", "batch_size"):
+        fitter.fit("ols", best.quantity(q))
+    ols_s = (time.perf_counter() - t0) / 2
+    rows.append({"dataset": dataset, "sampler": "-", "model": "ols", "first_s": ols_s, "second_s": ols_s,
+                 "divergences": 0, "max_rhat": float("nan")})
+    for model in MODELS:
+        times, div, rhat = [], 0, 0.0
+        for q in ("lr", "batch_size"):
+            fit = fitter.fit(model, best.quantity(q))
+            times.append(fit.wall_s)
+            div += fit.diagnostics.divergences
+            rhat = max(rhat, fit.diagnostics.max_rhat)
+        rows.append({"dataset": dataset, "sampler": sampler, "model": model, "first_s": times[0],
+                     "second_s": times[1], "divergences": div, "max_rhat": rhat})
+    for r in rows:
+        r["first_x_ols"] = r["first_s"] / ols_s
+        r["second_x_ols"] = r["second_s"] / ols_s
+    return rows
+
+
+def time_cli(extra: list[str], env: dict[str, str]) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--out", f"{out}/fit", *extra],
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="blog-partII,steplaw-dense")
+    p.add_argument("--samplers", default="nutpie,pymc")
+    p.add_argument("--no-cli", dest="cli", action="store_false", help="skip part 2")
+    args = p.parse_args()
+    pd.set_option("display.width", 160)
+    rows = [r for d in args.datasets.split(",") for s in args.samplers.split(",") for r in time_models(d, s)]
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if args.cli:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={cache}")
+            cold = time_cli(["--no-plots"], env)
+            warm = time_cli(["--no-plots"], env)
+            plots = time_cli([], env)
+        print(f"\ndefault command (blog-partII, 4 models x 2 optima, LOO with refits):")
+        print(f"  cold, --no-plots: {cold:6.1f} s   (goal 60 s)")
+        print(f"  warm, --no-plots: {warm:6.1f} s   (goal 30 s)")
+        print(f"  warm, with plots: {plots:6.1f} s")
+
+
+if __name__ == "__main__":
+    main()
