@@ -65,8 +65,8 @@ class CriticalBatchLaw:
     reference = KAPLAN_BCRIT_REFERENCE
     reference_source = "Kaplan et al. 2020, eq. 5.3"
 
-    def __init__(self, table: pd.DataFrame) -> None:
-        self.table = validate_steps_table(table)
+    def __init__(self, table: pd.DataFrame, source: str = "<table>") -> None:
+        self.table = validate_steps_table(table, source)
         self.targets = np.sort(self.table["target_loss"].unique())
         self.center_L = float(np.log(self.targets).mean())
 
@@ -74,19 +74,19 @@ class CriticalBatchLaw:
         """Weakly informative priors: α_B ~ Gamma(3, 10), log B_crit and log S_min broad around the data."""
         t = self.table
         idx = np.searchsorted(self.targets, t["target_loss"].to_numpy())
-        log_B, log_S = np.log(t["batch_size"].to_numpy()), np.log(t["steps"].to_numpy())
+        log_b, log_s = np.log(t["batch_size"].to_numpy()), np.log(t["steps"].to_numpy())
         coords = {"target": self.targets, "run": np.arange(len(t))}
         with pm.Model(coords=coords) as model:
-            log_B = pm.Data("log_B", log_B, dims="run")
-            y = pm.Data("log_steps", log_S, dims="run")
+            log_B = pm.Data("log_B", log_b, dims="run")
+            y = pm.Data("log_steps", log_s, dims="run")
             idx = pm.Data("target_idx", idx, dims="run")
             ell = pm.Data("log_target", np.log(self.targets) - self.center_L, dims="target")
             alpha_B = pm.Gamma("alpha_B", alpha=3.0, beta=10.0)
-            log_bcrit_ref = pm.Normal("log_bcrit_ref", float(np.median(log_B)), 3.0)  # at the centre loss
+            log_bcrit_ref = pm.Normal("log_bcrit_ref", float(np.median(log_b)), 3.0)  # at the centre loss
             tau = pm.HalfNormal("tau", 0.3)
             z = pm.Normal("z", 0.0, 1.0, dims="target")
             log_bcrit = pm.Deterministic("log_bcrit", log_bcrit_ref - ell / alpha_B + tau * z, dims="target")
-            log_smin = pm.Normal("log_smin", float(np.median(log_S)), 3.0, dims="target")
+            log_smin = pm.Normal("log_smin", float(np.median(log_s)), 3.0, dims="target")
             sigma = pm.HalfNormal("sigma", 0.2)
             mu = log_smin[idx] + pm.math.log1pexp(log_bcrit[idx] - log_B)  # log(S_min (1 + B_crit/B))
             pm.Normal("obs", mu=mu, sigma=sigma, observed=y, dims="run")

@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayes_scaling.laws_common import stacked
 
-#: Epoch AI's replication of Chinchilla (Besiroglu et al. 2024, Table 1): median, 80 % CI.
+#: Epoch AI's replication of Chinchilla (Besiroglu et al. 2024): estimate and bootstrap interval.
 EPOCH_REFERENCE = {
     "E": (1.82, 1.77, 1.87),
     "A": (482.0, 285.0, 744.0),
@@ -77,11 +77,12 @@ class ParametricLaw:
         }
 
     def loss(self, posterior: xr.Dataset, N: np.ndarray, D: np.ndarray) -> np.ndarray:
-        """Draws (S, T) of the law's mean loss E + A/N^α + B/D^β at targets (N_t, D_t)."""
-        p = self.params(posterior)
-        N, D = np.atleast_1d(N)[None, :], np.atleast_1d(D)[None, :]
-        return (p["E"][:, None] + p["A"][:, None] / N ** p["alpha"][:, None]
-                + p["B"][:, None] / D ** p["beta"][:, None])
+        """Draws (S, T) of the mean loss E + A/N^α + B/D^β at targets N, D of shape (T,) or,
+        draw by draw, (S, T)."""
+        p = {k: v[:, None] for k, v in self.params(posterior).items()}
+        N, D = (np.asarray(x, dtype=float) for x in (N, D))
+        N, D = (x if x.ndim == 2 else np.atleast_1d(x)[None, :] for x in (N, D))
+        return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
 
     def optimal(self, posterior: xr.Dataset, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Draws (S, T) of N*(C), D*(C) under C = 6ND, one law per posterior draw."""

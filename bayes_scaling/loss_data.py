@@ -72,8 +72,9 @@ def load_porian(**setting: str) -> pd.DataFrame:
     for col, value in chosen.items():
         mask &= raw[col].astype(str) == str(value)
     if not mask.any():
-        combos = raw.groupby(list(PORIAN_DEFAULT)).size().index.tolist()
-        raise InputError(f"porian: no rows for {chosen}; available settings: {combos}")
+        combos = "; ".join("/".join(c) for c in raw.groupby(list(PORIAN_DEFAULT)).size().index)
+        wanted = ",".join(f"{k}={v}" for k, v in chosen.items())
+        raise InputError(f"porian: no rows for {wanted}; settings ({'/'.join(PORIAN_DEFAULT)}): {combos}")
     sub = raw[mask]
     return pd.DataFrame({
         "N": sub["N"].to_numpy(float),
@@ -84,16 +85,33 @@ def load_porian(**setting: str) -> pd.DataFrame:
     })
 
 
-def load_loss_table(data: str | os.PathLike[str], **porian_setting: str) -> tuple[pd.DataFrame, str]:
-    """A bundled name (``chinchilla``, ``porian``) or a CSV/Parquet path → (table, source label)."""
-    if str(data) == "chinchilla":
+def load_loss_table(data: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
+    """A bundled name or a CSV/Parquet path → (table, source label).
+
+    Names: ``chinchilla``, ``porian`` or ``porian:key=value,...`` to pick another Porian
+    setting, e.g. ``porian:dataset=owt2,hparams=base,decay=kaplan`` (see :data:`PORIAN_DEFAULT`).
+    """
+    text = str(data)
+    if text == "chinchilla":
         return load_chinchilla(), "chinchilla"
-    if str(data) == "porian":
-        return load_porian(**porian_setting), "porian"
-    path = Path(data)
+    if text == "porian" or text.startswith("porian:"):
+        setting = _parse_setting(text.partition(":")[2])
+        label = "porian:" + ",".join(f"{k}={v}" for k, v in {**PORIAN_DEFAULT, **setting}.items())
+        return load_porian(**setting), label
+    path = Path(text)
     if not path.exists() and path.suffix == "":
-        raise InputError(f"--data {str(data)!r}: neither a bundled loss table {LOSS_DATASETS} nor an existing file")
-    return runs_to_loss_table(read_table(path), source=str(path)), str(path)
+        raise InputError(f"--data {text!r}: neither a bundled loss table {LOSS_DATASETS} nor an existing file")
+    return runs_to_loss_table(read_table(path), source=text), text
+
+
+def _parse_setting(text: str) -> dict[str, str]:
+    setting = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise InputError(f"--data porian:{text}: expected key=value pairs, got {item!r}")
+        setting[key.strip()] = value.strip()
+    return setting
 
 
 def runs_to_loss_table(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
