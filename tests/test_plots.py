@@ -1,0 +1,56 @@
+"""Every figure is written whole, readable, and only for the models that were fitted."""
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from bayes_scaling import plots
+from bayes_scaling.api import Fitter
+from bayes_scaling.grids import Grid
+from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.simulate import TrueLaw, simulate_best_runs
+
+LAW = TrueLaw(intercept=-3.2, b=-0.5, c=0.3, sigma=0.1, tau_c=0.1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    best, _ = simulate_best_runs(LAW, LAW, sizes=np.array([1e7, 1e8, 1e9]), tokens=np.geomspace(1e9, 1e11, 4),
+                                 lr_grid=Grid.parse("2^-12:2^-4:1"), batch_grid=Grid.parse("2^-12:2^-4:1"), seed=4)
+    fitter = Fitter(SamplerConfig(draws=200, tune=300, chains=2), n_boot=500)
+    fits = {q: {m: fitter.fit(m, best.quantity(q)) for m in ("ols", "quantized", "hierarchical")}
+            for q in ("lr", "batch_size")}
+    return best, fits
+
+
+def read_png(path):
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    return image
+
+
+def test_write_all_writes_every_plot_as_a_readable_png(fitted, tmp_path):
+    best, fits = fitted
+    paths = plots.write_all(tmp_path / "plots", fits, best, [(4e9, 1e11)])
+    names = sorted(p.name for p in paths)
+    expected = sorted(f"{kind}_{q}.png" for q in ("lr", "batch_size") for kind in (
+        "fan", "trace_quantized", "trace_hierarchical", "ppc_hierarchical", "forest_slopes", "pooled_vs_per_n"))
+    assert names == expected
+    for p in paths:
+        read_png(p)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == expected  # no temp files left
+
+
+def test_write_all_skips_plots_of_models_not_fitted(fitted, tmp_path):
+    best, fits = fitted
+    only = {"lr": {"ols": fits["lr"]["ols"], "quantized": fits["lr"]["quantized"]}}
+    names = sorted(p.name for p in plots.write_all(tmp_path, only, best, [(4e9, 1e11)]))
+    assert names == ["fan_lr.png", "ppc_quantized_lr.png", "trace_quantized_lr.png"]
+
+
+def test_a_failed_plot_leaves_no_file(fitted, tmp_path):
+    best, fits = fitted
+    with pytest.raises(KeyError):
+        plots.plot_fan(fits["lr"], best, "no_such_quantity", [(4e9, 1e11)], tmp_path / "fan.png")
+    assert list(tmp_path.iterdir()) == []
