@@ -30,6 +30,7 @@ from bayes_scaling.runtable import QUANTITIES, best_runs
 from bayes_scaling.sampling import SAMPLERS, SamplerConfig
 
 LAWS = ("chinchilla", "isoflop", "envelope", "kaplan")
+CLI_MODELS = ALL_MODELS + ("surface",)
 DEFAULT_TARGET = "4e9,1e11"
 
 EPILOG = f"""\
@@ -43,6 +44,11 @@ models (--models, comma-separated; default: ols,pooled,quantized,hierarchical):
   hierarchical  quantized + a slope on log D per model size, drawn from a population
                 (non-centred); a new N draws its slope from it, so extrapolation
                 carries the spread between sizes
+  surface       every run, not just the best: per (N, D) cell the loss is a bowl in
+                (log η, log B) around the cell's latent optimum, and the optima follow
+                the law above (--surface-slopes pooled|per_n); needs full sweeps
+                (steplaw-dense, steplaw-moe, the trainer's tables); --approx advi for a
+                fast, clearly labelled approximation
   (--per-n-intercepts adds per-N intercept offsets to the hierarchical model)
 
 data (--data): a bundled name ({", ".join(DATASETS)}) or a CSV/Parquet run table with
@@ -76,10 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-grid", metavar="SPEC", help="declared batch-size grid in tokens, e.g. 2^16:2^19:1")
     g = p.add_argument_group("models")
     g.add_argument("--models", default="ols,pooled,quantized,hierarchical", metavar="LIST",
-                   help=f"comma-separated subset of {','.join(ALL_MODELS)}")
+                   help=f"comma-separated subset of {','.join(CLI_MODELS)}")
     g.add_argument("--quantity", choices=("both",) + tuple(QUANTITIES), default="both",
                    help="which optimum to fit (default both)")
     g.add_argument("--per-n-intercepts", action="store_true", help="hierarchical model: add per-N intercept offsets")
+    g.add_argument("--surface-slopes", choices=("pooled", "per_n"), default="pooled",
+                   help="surface model: one slope on log D, or per-N slopes (default pooled)")
+    g.add_argument("--approx", choices=("advi",), help="surface model: fast approximate posterior instead of NUTS")
     g.add_argument("--law", choices=LAWS, help="fit a loss law L(N, D) instead of the optima")
     g = p.add_argument_group("prediction")
     g.add_argument("--target", action="append", metavar="N,D",
@@ -116,9 +125,9 @@ def parse_targets(specs: list[str] | None) -> list[tuple[float, float]]:
 
 def check_args(args: argparse.Namespace) -> list[str]:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in ALL_MODELS]
+    unknown = [m for m in models if m not in CLI_MODELS]
     if unknown or not models:
-        raise InputError(f"--models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ALL_MODELS)}")
+        raise InputError(f"--models: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(CLI_MODELS)}")
     if not 0 < args.ci_prob < 1:
         raise InputError(f"--ci-prob {args.ci_prob}: must be between 0 and 1")
     for name in ("draws", "tune", "chains"):
@@ -150,21 +159,36 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         data = best.quantity(q)
         fits[q] = {}
         for m in models:
+            if m == "surface":
+                continue
             fit = fitter.fit(m, data)
             fits[q][m] = fit
             extra = f"  {fit.diagnostics.describe()}" if fit.diagnostics else ""
             print(f"  fitted {m:<13} {q:<10} {fit.wall_s:6.1f} s{extra}", flush=True)
+    surface = None
+    if "surface" in models:
+        from bayes_scaling.surface import fit_surface
+
+        surface = fit_surface(loaded.runs, config, slopes=args.surface_slopes, approx=args.approx, source=loaded.source)
+        for q, fit in surface.as_optimum_fits().items():
+            if q in fits:
+                fits[q]["surface"] = fit
+        print(f"  fitted surface       both       {surface.wall_s:6.1f} s  {surface.method}; "
+              f"{surface.diagnostics.describe()}", flush=True)
 
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=args.ci_prob)
                              for fq in fits.values() for f in fq.values()], ignore_index=True)
     exponents = pd.concat([f.coefficients(ci_prob=args.ci_prob) for fq in fits.values() for f in fq.values()],
                           ignore_index=True)
-    bayes = [m for m in models if m != "ols"]
+    bayes = [m for m in models if m not in ("ols", "surface")]  # surface scores runs' losses, not cells
     comparison = None
     if len(bayes) >= 2:
         comparison = pd.concat([compare({m: fits[q][m] for m in bayes}, best.quantity(q), fitter, args.max_refits)
                                 for q in quantities], ignore_index=True)
     diagnostics = {f"{m}/{q}": f.diagnostics.as_dict() for q, fq in fits.items() for m, f in fq.items() if f.diagnostics}
+    if surface is not None and surface.method.startswith("ADVI"):
+        for q in quantities:  # an approximation has no MCMC diagnostics to pass or fail
+            diagnostics.pop(f"surface/{q}", None)
 
     with staging(out) as stage:
         write_csv(stage / "best_runs.csv", best.frame)
@@ -176,9 +200,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             for m, f in fq.items():
                 if f.idata is not None:
                     f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
+        if surface is not None:
+            write_csv(stage / "surface_cells.csv", surface.cell_optima(ci_prob=args.ci_prob))
         if args.plots:
             from bayes_scaling import plots
             plots.write_all(stage / "plots", fits, best, targets, ci_prob=args.ci_prob)
+            if surface is not None:
+                surface.plot_bowls(stage / "plots" / "surface_bowls.png")
         write_json(stage / "manifest.json", {
             "command": " ".join(["python -m bayes_scaling.fit", *argv]),
             "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
@@ -186,6 +214,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                      "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep"},
             "models": models, "quantities": quantities, "targets": targets, "ci_prob": args.ci_prob,
             "sampler": vars(config) | {"per_n_intercepts": args.per_n_intercepts},
+            "surface": {"method": surface.method, "slopes": surface.slopes} if surface is not None else None,
             "diagnostics": diagnostics,
             "wall_time_s": round(time.perf_counter() - t_start, 2),
             "versions": _versions(),
