@@ -116,7 +116,17 @@ def load_runs(data: str, *, lr_grid: str | None = None, batch_grid: str | None =
         runs=validate_runs(frame, source=source),
         source=source,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        lr_grid=Grid.parse(lr_grid) if lr_grid else None,
-        batch_grid=Grid.parse(batch_grid) if batch_grid else None,
+        lr_grid=_parse_grid(lr_grid, "--lr-grid"),
+        batch_grid=_parse_grid(batch_grid, "--batch-grid"),
         description=description,
     )
+
+
+def _parse_grid(spec: str | None, flag: str) -> Grid | None:
+    """Parse a declared grid, naming the option it came from in any error."""
+    if not spec:
+        return None
+    try:
+        return Grid.parse(spec)
+    except InputError as err:
+        raise InputError(f"{flag}: {err}") from None

@@ -11,3 +11,8 @@ class InputError(ValueError):
     """
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        # The one-line contract holds whatever a message embeds (a pandas error, a
+        # column name with a newline in it, an array repr): line breaks become spaces.
+        return " ".join(super().__str__().splitlines())

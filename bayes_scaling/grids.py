@@ -22,6 +22,9 @@ from bayes_scaling.errors import InputError
 #: written 0.000345 in one row and 0.0003453 in the next of the StepLaw table).
 GRID_RTOL = 0.01
 
+#: A parsed BASE^LO:BASE^HI:STEP grid larger than this is a typo (e.g. step 1e-9), not a sweep.
+MAX_GRID_POINTS = 10_000
+
 _POW = r"(?P<base>[0-9.]+)\^(?P<exp>[-+]?[0-9.]+)"
 
 
@@ -34,7 +37,8 @@ class Grid:
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=float)
         if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-            raise InputError(f"a grid needs positive finite values, got {values!r}")
+            shown = ", ".join(f"{v:g}" for v in values.ravel())
+            raise InputError(f"a grid needs positive finite values, got [{shown}]")
         object.__setattr__(self, "values", merge_close(values))
 
     @classmethod
@@ -58,9 +62,12 @@ class Grid:
                 step = float(parts[2])
             except ValueError:
                 raise InputError(f"grid {spec!r}: step {parts[2]!r} is not a number") from None
-            if step <= 0 or hi[1] < lo[1]:
+            if not np.isfinite(step) or step <= 0 or hi[1] < lo[1]:
                 raise InputError(f"grid {spec!r}: need LO <= HI and a positive step")
-            n = int(round((hi[1] - lo[1]) / step)) + 1
+            # floor, not round: the last point must not overshoot HI (2^-12:2^-8:1.5 ends at 2^-9)
+            n = int(np.floor((hi[1] - lo[1]) / step + 1e-9)) + 1
+            if n > MAX_GRID_POINTS:
+                raise InputError(f"grid {spec!r}: {n} points; a sweep grid has at most {MAX_GRID_POINTS}")
             exps = lo[1] + step * np.arange(n)
             return cls(lo[0] ** exps)
         try:
@@ -105,7 +112,10 @@ def _parse_power(text: str, spec: str) -> tuple[float, float]:
     match = re.fullmatch(_POW, text.strip())
     if not match:
         raise InputError(f"grid {spec!r}: cannot read {text!r}; write powers like 2^-12")
-    base = float(match["base"])
+    try:
+        base, exp = float(match["base"]), float(match["exp"])
+    except ValueError:  # "2..^-12" matches the pattern but is not a number
+        raise InputError(f"grid {spec!r}: cannot read {text!r}; write powers like 2^-12") from None
     if base <= 0 or base == 1:
         raise InputError(f"grid {spec!r}: base must be positive and not 1")
-    return base, float(match["exp"])
+    return base, exp
