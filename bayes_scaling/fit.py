@@ -9,11 +9,8 @@ writes everything (CSV tables, netCDF posteriors, plots, a manifest) to --out.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +22,7 @@ from bayes_scaling.api import ALL_MODELS, Fitter, OptimumFit
 from bayes_scaling.compare import MAX_REFITS, compare
 from bayes_scaling.datasets import DATASETS, load_runs
 from bayes_scaling.errors import InputError
-from bayes_scaling.io import write_csv, write_json
+from bayes_scaling.io import staged_dir, write_csv, write_json
 from bayes_scaling.runtable import QUANTITIES, best_runs
 from bayes_scaling.sampling import SAMPLERS, SamplerConfig
 
@@ -68,8 +65,15 @@ examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one ``error:`` line (exit 2), like bad data."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m bayes_scaling.fit",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
         epilog=EPILOG,
@@ -117,8 +121,8 @@ def parse_targets(specs: list[str] | None) -> list[tuple[float, float]]:
             n, d = (float(x) for x in spec.split(","))
         except ValueError:
             raise InputError(f"--target {spec!r}: expected N,D such as 4e9,1e11") from None
-        if not (n > 0 and d > 0):
-            raise InputError(f"--target {spec!r}: N and D must be positive")
+        if not (0 < n < float("inf") and 0 < d < float("inf")):
+            raise InputError(f"--target {spec!r}: N and D must be positive and finite")
         targets.append((n, d))
     return targets
 
@@ -190,7 +194,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         for q in quantities:  # an approximation has no MCMC diagnostics to pass or fail
             diagnostics.pop(f"surface/{q}", None)
 
-    with staging(out) as stage:
+    with staged_dir(out, owned=ARTIFACTS) as stage:
         write_csv(stage / "best_runs.csv", best.frame)
         write_csv(stage / "predictions.csv", predictions[["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]])
         write_csv(stage / "exponents.csv", exponents)
@@ -239,30 +243,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 3 if failed and args.strict else 0
 
 
-class staging:
-    """Write into a hidden sibling directory; move it into place only when complete."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = Path(out)
-
-    def __enter__(self) -> Path:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-        return self.dir
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            return
-        if not self.out.exists():
-            os.replace(self.dir, self.out)
-            return
-        for src in sorted(self.dir.rglob("*")):
-            if src.is_file():
-                dst = self.out / src.relative_to(self.dir)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-        shutil.rmtree(self.dir, ignore_errors=True)
+#: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
+#: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
+ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "surface_cells.csv",
+             "manifest.json", "posterior", "plots")
 
 
 def _versions() -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,38 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike[str], owned: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a hidden staging directory beside ``out``; publish it only if the block succeeds.
+
+    A new ``out`` appears by one rename, complete or not at all. Into an existing ``out``,
+    each top-level entry produced replaces its namesake (directories whole), the names in
+    ``owned`` that this run did not produce are removed (no stale artifact survives), and
+    every other file is left alone. On an exception the staging directory is deleted.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if not out.exists():
+        os.replace(stage, out)
+        return
+    produced = {p.name for p in stage.iterdir()}
+    for name in produced | set(owned):
+        old = out / name
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+    for src in stage.iterdir():
+        os.replace(src, out / src.name)
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.fit import staging
-from bayes_scaling.io import write_csv, write_datatree, write_json
+from bayes_scaling.io import staged_dir, write_csv, write_datatree, write_json
 from bayes_scaling.laws_common import TOKENS_PER_PARAM_RULE, Law, LawFit, fit_law, quantiles
 from bayes_scaling.laws_critical_batch import COLUMNS as STEPS_COLUMNS
 from bayes_scaling.laws_critical_batch import CriticalBatchLaw
@@ -98,7 +97,7 @@ def run_law(args: argparse.Namespace) -> int:
     fit = fit_law(law, config)
     params = fit.param_table(args.ci_prob)
     optimal = optimal_table(fit, REPORT_BUDGETS, args.ci_prob)
-    with staging(out) as stage:  # the directory appears complete or not at all
+    with staged_dir(out) as stage:  # the directory appears complete or not at all
         write_csv(stage / "law_params.csv", params)
         write_csv(stage / "data_used.csv", law.table)
         if not optimal.empty:

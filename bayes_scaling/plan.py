@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.fit import staging
-from bayes_scaling.io import write_csv, write_json
+from bayes_scaling.io import staged_dir, write_csv, write_json
 from bayes_scaling.laws_common import TOKENS_PER_PARAM_RULE, LawFit, fit_law, quantiles
 from bayes_scaling.laws_parametric import ParametricLaw
 from bayes_scaling.loss_data import load_loss_table
@@ -212,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=args.ci_prob, seed=args.seed)
     out = args.out or Path("runs") / f"plan-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
-    with staging(out) as stage:  # the directory appears complete or not at all
+    with staged_dir(out) as stage:  # the directory appears complete or not at all
         write_csv(stage / "plan.csv", plan.table)
         write_csv(stage / "plan_draws.csv", draws_frame(plan))
         if args.plot:

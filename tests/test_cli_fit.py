@@ -284,13 +284,13 @@ def test_ols_point_matches_published_blog_numbers():
         assert math.exp(point[0]) == pytest.approx(published, rel=0.01)
 
 
-def test_rerun_into_existing_out_replaces_files_and_keeps_others(cli_run, tmp_path):
+def test_rerun_into_existing_out_replaces_the_artifact_set_and_keeps_other_files(cli_run, tmp_path):
     src, _ = cli_run
     out = tmp_path / "existing"
     shutil.copytree(src, out)
     (out / "notes.txt").write_text("mine\n")
     old_pred = pd.read_csv(out / "predictions.csv")
-    old_nc = (out / "posterior" / "quantized_lr.nc").read_bytes()
+    assert (out / "compare.csv").exists() and (out / "posterior").is_dir()
     proc = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", "blog-partII", "--models", "ols",
                            "--target", "2e9,5e10", "--no-plots", "--out", str(out)],
                           capture_output=True, text=True, env=ENV, timeout=300)
@@ -301,7 +301,8 @@ def test_rerun_into_existing_out_replaces_files_and_keeps_others(cli_run, tmp_pa
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"] == ["ols"]
     assert (out / "notes.txt").read_text() == "mine\n"
-    # files the new run did not write are left alone
-    assert (out / "posterior" / "quantized_lr.nc").read_bytes() == old_nc
+    # the earlier run's artifacts that this run did not produce are gone, not left stale
+    assert not (out / "compare.csv").exists()
+    assert not (out / "posterior").exists()
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
     assert not [p for p in out.rglob("*.tmp")]
