@@ -142,7 +142,7 @@ class Fitter:
         self.config = config
         self.per_n_intercepts = per_n_intercepts
         self.n_boot = n_boot
-        self._compiled: dict[str, object] = {}
+        self._compiled: dict[tuple, object] = {}
 
     def fit(self, kind: str, data: QuantityData, centers: Centers | None = None) -> OptimumFit:
         """Fit model ``kind`` ("ols" or one of optimum_models.MODELS) to ``data``."""
@@ -170,12 +170,15 @@ class Fitter:
         return idata["posterior"].to_dataset()
 
     def _compiled_for(self, kind, model, data, centers):
+        """The compiled model for this kind and these N levels (their number fixes the
+        parameter shapes and their values the coords); only the data arrays are swapped."""
         if self.config.sampler != "nutpie":
             return None
-        if kind not in self._compiled:
-            self._compiled[kind] = sampling.compile_model(model, self.config)
-            return self._compiled[kind]
-        compiled = self._compiled[kind]
+        key = (kind, tuple(float(n) for n in data.n_levels))
+        if key not in self._compiled:
+            self._compiled[key] = sampling.compile_model(model, self.config)
+            return self._compiled[key]
+        compiled = self._compiled[key]
         used = {var.name for var in compiled.shared_var_keys}
         arrays = optimum_models.data_arrays(data, centers)
         return compiled.with_data(**{k: v for k, v in arrays.items() if k in used})
