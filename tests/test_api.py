@@ -76,3 +76,13 @@ def test_netcdf_round_trip_predicts_the_same(fits, tmp_path):
     a = hier.predict([4e9], [1e11], seed=5)
     b = loaded.predict([4e9], [1e11], seed=5)
     np.testing.assert_allclose(a[["median", "lo", "hi"]].to_numpy(), b[["median", "lo", "hi"]].to_numpy())
+
+
+def test_one_fitter_serves_tables_with_different_model_sizes():
+    """A compiled model is reused only for the same N levels (shapes and coords differ otherwise)."""
+    fitter = Fitter(SamplerConfig(draws=100, tune=200, chains=2, seed=1))
+    for sizes in (np.array([1e7, 1e8, 1e9]), np.array([1e7, 3e7, 1e8, 3e8, 1e9])):
+        best, _ = simulate_best_runs(LAW, LAW, sizes=sizes, tokens=np.geomspace(1e9, 1e11, 4),
+                                     lr_grid=Grid.parse("2^-14:2^-2:1"), batch_grid=Grid.parse("2^-14:2^-2:1"), seed=3)
+        fit = fitter.fit("hierarchical", best.quantity("lr"))
+        np.testing.assert_allclose(fit.posterior["c_n"].coords["N_level"].values, sizes)
