@@ -1,15 +1,15 @@
-"""The arrays of the full-surface model: every run of a sweep, with the trimming rule.
+"""The arrays of the full-surface model: every run of a sweep, with the window rule.
 
-A run i in (N, D) cell j(i) enters as (log η_i, log B_i, y_i) where the loss is kept
+A run i in (N, D) cell j(i) enters as (log η_i, log B_i, y_i). The bowl is fitted
 *inside a window* of ``window`` nats above the cell's best measured loss:
 
     U_j = min_i loss_i + window,     y_i = loss_i if loss_i ≤ U_j,   else y_i = U_j (censored)
 
-A run above the window — or a diverged run, whose loss is unknown — is not dropped:
-it is a right-censored observation, "the loss here is above U_j". Nothing else is
-removed. Held-out cells (backtests) keep their runs in the arrays with weight 0, so
-one compiled model serves every split and every simulated table.
-"""
+A run above the window — including every diverged run, whose loss is unknown — is not
+dropped: it is a right-censored observation, "the loss here is above U_j", which keeps
+the bowl from wandering where runs failed, without asking it to fit the size of a
+blow-up. One compiled model serves every table of the same shape (simulated tables);
+a backtest fits :meth:`SurfaceData.subset` of the training cells."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from bayes_scaling.errors import InputError
 from bayes_scaling.optimum_models import Centers
 from bayes_scaling.runtable import QUANTITIES, best_runs
 
-#: Default trimming window (nats above the cell's best loss). StepLaw's bowls rise
-#: ~0.01–0.05 nats over ±2 grid steps and then steepen into instability; 0.1 keeps
-#: 1,396 of 1,911 runs as exact observations and censors the other 515.
+#: Default window (nats above the cell's best loss). StepLaw's bowls rise ~0.01–0.05
+#: nats over ±2 grid steps and then steepen into instability; 0.1 keeps 1,396 of
+#: 1,911 runs as exact observations and censors the other 515.
 WINDOW = 0.1
 #: A cell needs at least this many ok runs to say where its bowl is.
 MIN_RUNS_PER_CELL = 5
@@ -34,8 +34,8 @@ MIN_RUNS_PER_CELL = 5
 class SurfaceData:
     """Run-level and cell-level arrays of one run table (cells sorted by N, then D)."""
 
-    runs: pd.DataFrame          # the runs used, with columns cell, censored, y, upper, weight
-    cells: pd.DataFrame         # one row per cell: N, D, n_index, best lr, best B, min loss, train
+    runs: pd.DataFrame          # the runs, with columns cell, censored, y, upper
+    cells: pd.DataFrame         # one row per cell: N, D, n_index, best_lr, best_B, min_loss, n_runs
     n_levels: np.ndarray
     window: float
 
@@ -44,20 +44,23 @@ class SurfaceData:
         return [f"N={n:.3g},D={d:.3g}" for n, d in zip(self.cells["N"], self.cells["D"])]
 
     def centers(self, quantity: str) -> Centers:
-        """Centring constants over the *training* cells (log-mean N, D and best q)."""
-        train = self.cells[self.cells["train"]]
+        """Centring constants of the cells (log-mean N, D and best q), as ``Centers.of`` for best runs."""
         col = QUANTITIES[quantity]
-        return Centers(float(np.log(train["N"]).mean()), float(np.log(train["D"]).mean()),
-                       float(np.log(train[f"best_{col}"]).mean()))
+        return Centers(float(np.log(self.cells["N"]).mean()), float(np.log(self.cells["D"]).mean()),
+                       float(np.log(self.cells[f"best_{col}"]).mean()))
 
-    def with_train(self, train: np.ndarray) -> SurfaceData:
-        """The same table with only the cells in ``train`` (bool per cell) informing the fit."""
-        train = np.asarray(train, dtype=bool)
-        if train.shape != (len(self.cells),) or not train.any():
-            raise ValueError("train must be a non-empty boolean mask over the cells")
-        cells = self.cells.assign(train=train)
-        runs = self.runs.assign(weight=train[self.runs["cell"].to_numpy()].astype(float))
-        return SurfaceData(runs=runs, cells=cells, n_levels=self.n_levels, window=self.window)
+    def subset(self, keep: np.ndarray) -> SurfaceData:
+        """The cells selected by a boolean mask, with their runs (cells and N levels re-indexed)."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (len(self.cells),) or not keep.any():
+            raise ValueError("keep must be a non-empty boolean mask over the cells")
+        new_index = np.cumsum(keep) - 1
+        cells = self.cells[keep].reset_index(drop=True)
+        levels = np.sort(cells["N"].unique())
+        cells["n_index"] = np.searchsorted(levels, cells["N"])
+        runs = self.runs[keep[self.runs["cell"].to_numpy()]].reset_index(drop=True)
+        runs["cell"] = new_index[runs["cell"].to_numpy()]
+        return SurfaceData(runs=runs, cells=cells, n_levels=levels, window=self.window)
 
 
 def surface_data(runs: pd.DataFrame, *, window: float = WINDOW, source: str = "<table>") -> SurfaceData:
@@ -79,12 +82,12 @@ def surface_data(runs: pd.DataFrame, *, window: float = WINDOW, source: str = "<
     cells = pd.DataFrame({
         "N": best["N"], "D": best["D"], "n_index": np.searchsorted(levels, best["N"]),
         "best_lr": best["lr"], "best_B": best["B"], "min_loss": best["loss"],
-        "n_runs": best["n_runs"], "train": True,
+        "n_runs": best["n_runs"],
     })
     key = pd.MultiIndex.from_frame(cells[["N", "D"]])
     cell = key.get_indexer(pd.MultiIndex.from_frame(runs[["N", "D"]]))
     upper = cells["min_loss"].to_numpy()[cell] + window
     loss = runs["loss"].to_numpy(dtype=float)
     censored = (runs["status"] != "ok").to_numpy() | ~(loss <= upper)
-    runs = runs.assign(cell=cell, censored=censored, y=np.where(censored, upper, loss), upper=upper, weight=1.0)
+    runs = runs.assign(cell=cell, censored=censored, y=np.where(censored, upper, loss), upper=upper)
     return SurfaceData(runs=runs, cells=cells, n_levels=levels, window=window)

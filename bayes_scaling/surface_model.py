@@ -3,25 +3,36 @@
 Run i of cell j, at offsets u = log η_i − log η*_j, v = log B_i − log B*_j from the
 cell's latent optimum, has loss
 
-    loss_i ~ StudentT_ν(L*_j + f_j(u, v), σ_L)          (right-censored at U_j, see surface_data)
+    loss_i ~ StudentT_ν(L*_j + f_j(u, v), σ_L),  right-censored at U_j    (the window, see surface_data)
 
-    f_j(u, v) = κ·(√(1 + 2·s_j·Q(ũ, ṽ)/κ) − 1),   Q = ½(h_η ũ² + 2ρ√(h_η h_B) ũṽ + h_B ṽ²),
-    ũ = u·exp(½α_η·sign u),   ṽ = v·exp(½α_B·sign v),
+    f_j(u, v) = s_j·½(h_η ũ² + 2ρ√(h_η h_B) ũṽ + h_B ṽ²),
+    ũ = sign(u)·√g_η(u),   g(u) = 2(e^{βu} − 1 − βu)/β²   (and ṽ likewise with β_B),
 
-a bowl that is quadratic (curvature h, correlation |ρ| < 1, so positive definite) near
-the optimum, straightens into a cone far from it (κ nats sets where), rises e^{α}
-times faster on one side than the other, and is scaled per cell by s_j = exp(τ_s·z_j).
+a bowl that is quadratic at its minimum (curvatures h > 0, correlation |ρ| < 1, so
+positive definite in (ũ, ṽ), and ũ is monotone in u) and asymmetric through the LINEX
+transform g: for β > 0 the loss rises exponentially above the optimum (the divergence
+cliff of a too-high learning rate) and only linearly below it. It is scaled per cell
+by s_j = exp(δ_j), δ ~ ZeroSumNormal(τ_s) (zero-sum, so that h is the typical curvature
+and not a ridge with the δ's). Also tried: a quadratic with a different curvature per
+side, a pseudo-Huber cone (its scale ran to the prior), a quartic term, per-side LINEX
+and a LINEX along the principal axes (single-cell robust fits). Every one of them puts
+the smooth minimum ~½ log₂ step below the best measured η in most StepLaw cells (see
+``surface`` for what that does to the backtest).
+
 The cell optima follow the laws of ``optimum_models``, jointly for q ∈ {η, B}:
 
     log q*_j = a_q + b_q·x_N,j + c_q(n_j)·x_D,j + σ_q·ε_qj,     ε_qj ~ Normal(0, 1)
 
 with c_q(n) = c_q (``slopes="pooled"``) or c_q + τ_c,q·ζ_q,n (``"per_n"``, non-centred).
 The cell optima are *centred* (log q*_j itself is the parameter): each holds ~100 runs,
-so the data pin it and the centred form is the funnel-free one. Priors on a, b, c, σ,
-τ_c are those of ``optimum_models``; curvatures log h ~ Normal(log 0.05, 1.5),
-ρ = tanh(Normal(0, 0.5)), α ~ Normal(0, 0.5), κ ~ LogNormal(log 0.05, 1),
-τ_s ~ LogNormal(log 0.3, 0.75), L*_j ~ Normal(min loss_j, 0.05), σ_L ~ LogNormal(log 0.005, 1),
-ν = 4 fixed.
+so the data pin it and the centred form is the funnel-free one. Held-out cells are left
+out of the model rather than kept with zero weight: without runs a centred optimum is a
+funnel, and a zero-sum scale over data-less cells re-opens the h ridge.
+
+Priors on a, b, c, σ, τ_c are those of ``optimum_models``; log h ~ Normal(log 0.05, 1.5),
+ρ = tanh(Normal(0, 0.5)), β ~ Normal(0, 1), τ_s ~ LogNormal(log 0.3, 0.75),
+L*_j ~ Normal(min loss_j, 0.05), σ_L ~ LogNormal(log 0.005, 1); ν = 4 is fixed (its CDF
+is closed-form, so censoring costs no special functions).
 """
 
 from __future__ import annotations
@@ -32,25 +43,41 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayes_scaling.optimum_models import SIGMA_PRIOR_MEAN, TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, Centers
+from bayes_scaling.optimum_models import SIGMA_PRIOR_MEAN, TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA
 from bayes_scaling.surface_data import SurfaceData
 
 SLOPES = ("pooled", "per_n")
 #: Both optima, in this order along the model's ``quantity`` dimension.
 OPTIMA = ("lr", "batch_size")
-#: Degrees of freedom of the Student-t loss noise (fixed: the censored t CDF has no cheap ν-gradient).
+#: Degrees of freedom of the Student-t loss noise (fixed; ν = 4 has a closed-form CDF).
 NU = 4.0
 
 
-def bowl(u, v, s, h, rho, alpha, kappa, xp: ModuleType = np):
+def bowl(u, v, s, h, rho, beta, xp: ModuleType = np):
     """f(u, v) of the module docstring, in NumPy (``xp=np``) or PyTensor (``xp=pt``).
 
-    ``h`` and ``alpha`` are pairs (η, B); every argument broadcasts.
+    ``h`` and ``beta`` are pairs (η, B); every argument broadcasts.
     """
-    ut = u * xp.exp(0.5 * alpha[0] * xp.sign(u))
-    vt = v * xp.exp(0.5 * alpha[1] * xp.sign(v))
-    q = 0.5 * (h[0] * ut**2 + 2.0 * rho * xp.sqrt(h[0] * h[1]) * ut * vt + h[1] * vt**2)
-    return kappa * (xp.sqrt(1.0 + 2.0 * s * q / kappa) - 1.0)
+    ut, vt = linex_root(u, beta[0], xp), linex_root(v, beta[1], xp)
+    return 0.5 * s * (h[0] * ut**2 + 2.0 * rho * xp.sqrt(h[0] * h[1]) * ut * vt + h[1] * vt**2)
+
+
+def linex_root(u, beta, xp: ModuleType = np):
+    """sign(u)·√g(u), g(u) = 2(e^{βu} − 1 − βu)/β²: ≈ u near 0, monotone, smooth."""
+    beta = xp.where(xp.abs(beta) < 1e-6, 1e-6, beta)
+    x = beta * u
+    return xp.sign(u) * xp.sqrt(2.0 * xp.maximum(xp.expm1(x) - x, 0.0)) / xp.abs(beta)
+
+
+def t4_logsf(t, xp: ModuleType = np):
+    """log P(T > t) for T ~ StudentT(ν=4), closed form and stable in both tails.
+
+    With s = |t|/√(4+t²): P(T > |t|) = (1−s)²(2+s)/4, where 1−s = 4/(√(4+t²)(√(4+t²)+|t|)).
+    """
+    r = xp.sqrt(4.0 + t**2)
+    one_minus_s = 4.0 / (r * (r + xp.abs(t)))
+    upper = one_minus_s**2 * (3.0 - one_minus_s) / 4.0
+    return xp.where(t >= 0, xp.log(upper), xp.log1p(-upper))
 
 
 def data_arrays(data: SurfaceData) -> dict[str, np.ndarray]:
@@ -63,7 +90,6 @@ def data_arrays(data: SurfaceData) -> dict[str, np.ndarray]:
         "y_obs": r["y"].to_numpy(dtype=float),
         "upper": r["upper"].to_numpy(dtype=float),
         "censored": r["censored"].to_numpy(dtype="int8"),
-        "weight": r["weight"].to_numpy(dtype=float),
         "run_cell": r["cell"].to_numpy(dtype="int64"),
         "x_N": np.log(c["N"].to_numpy(dtype=float)) - centers[0].log_N,
         "x_D": np.log(c["D"].to_numpy(dtype=float)) - centers[0].log_D,
@@ -102,23 +128,21 @@ def build_surface(data: SurfaceData, *, slopes: str = "pooled") -> pm.Model:
         # the bowls
         log_h = pm.Normal("log_h", np.log(0.05), 1.5, dims="axis")
         rho = pm.Deterministic("rho", pt.tanh(pm.Normal("rho_raw", 0.0, 0.5)))
-        alpha = pm.Normal("alpha", 0.0, 0.5, dims="axis")
-        kappa = pm.LogNormal("kappa", np.log(0.05), 1.0)
+        beta = pm.Normal("beta", 0.0, 1.0, dims="axis")
         tau_s = pm.LogNormal("tau_s", np.log(0.3), 0.75)
-        z_s = pm.Normal("z_s", 0.0, 1.0, dims="cell")
+        delta_s = pm.ZeroSumNormal("delta_s", sigma=tau_s, dims="cell")
         l_star = pm.Normal("l_star", mu=d["min_loss"], sigma=0.05, dims="cell")
         sigma_loss = pm.LogNormal("sigma_loss", np.log(0.005), 1.0)
         j = d["run_cell"]
         u = d["log_lr"] - log_opt[0, j]
         v = d["log_B"] - log_opt[1, j]
-        f = bowl(u, v, pt.exp(tau_s * z_s)[j], pt.exp(log_h), rho, alpha, kappa, xp=pt)
-        pm.CustomDist("loss_obs", l_star[j] + f, sigma_loss, d["upper"], d["censored"], d["weight"],
+        f = bowl(u, v, pt.exp(delta_s)[j], pt.exp(log_h), rho, beta, xp=pt)
+        pm.CustomDist("loss_obs", l_star[j] + f, sigma_loss, d["upper"], d["censored"],
                       logp=_run_logp, observed=d["y_obs"], dims="run")
     return model
 
 
-def _run_logp(value, mu, sigma, upper, censored, weight):
-    """Student-t density of an exact loss, or its survival above U for a censored run; × weight."""
+def _run_logp(value, mu, sigma, upper, censored):
+    """Student-t density of a loss inside the window, or P(loss > U) for a censored run."""
     noise = pm.StudentT.dist(nu=NU, mu=mu, sigma=sigma)
-    lp = pt.switch(pt.eq(censored, 1), pm.logccdf(noise, upper), pm.logp(noise, value))
-    return weight * lp
+    return pt.switch(pt.eq(censored, 1), t4_logsf((upper - mu) / sigma, xp=pt), pm.logp(noise, value))

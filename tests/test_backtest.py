@@ -1,0 +1,74 @@
+"""Backtest: folds, the measured-surface read-out, and the CLI end to end on a small simulated sweep."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling.backtest import folds, measured_surface, steplaw_formula
+from test_surface import known_sweep
+
+COLUMNS = {"ci_prob", "split", "fold", "n_train_cells", "fit_ok", "wall_s", "model", "N", "D", "quantity", "measured",
+           "median", "lo", "hi", "log_ratio", "covered", "covered_cell", "width_log", "regret", "regret_nearest"}
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bayes_scaling.backtest", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_folds_of_each_split():
+    cells = pd.DataFrame({"N": [1, 1, 2, 2, 3], "D": [10, 20, 10, 30, 10]})
+    (name, test), = folds(cells, "largest-n")
+    assert test.tolist() == [False, False, False, False, True]
+    (_, test), = folds(cells, "largest-d")
+    assert test.tolist() == [False, True, False, True, False]      # N=3 has one cell: kept
+    assert [t.sum() for _, t in folds(cells, "each-n")] == [2, 2, 1]
+
+
+def test_measured_surface_interpolates_inside_and_falls_back_outside():
+    lr, B = np.meshgrid([1e-3, 2e-3], [1e5, 2e5])
+    runs = pd.DataFrame({"lr": lr.ravel(), "B": B.ravel(), "loss": [3.0, 3.2, 3.4, 3.6], "status": "ok"})
+    read = measured_surface(runs)
+    mid, nearest = read(np.log(np.sqrt(2) * 1e-3), np.log(1e5))
+    assert mid == pytest.approx(3.1) and not nearest
+    far, nearest = read(np.log(1e-2), np.log(2e5))
+    assert far == pytest.approx(3.6) and nearest
+
+
+def test_steplaw_formula_reference_values():
+    ref = steplaw_formula(np.array([1e9]), np.array([1e11]))
+    assert ref["lr"][0] == pytest.approx(1.79 * 1e9**-0.713 * 1e11**0.307)
+    assert ref["batch_size"][0] == pytest.approx(0.58 * 1e11**0.571)
+
+
+def test_cli_end_to_end_on_a_simulated_sweep(tmp_path, repo_root):
+    runs, _ = known_sweep(seed=3)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "bt"
+    res = _cli("--data", str(tmp_path / "runs.csv"), "--models", "ols,quantized,surface", "--splits", "largest-n",
+               "--draws", "150", "--tune", "250", "--chains", "2", "--out", str(out), cwd=repo_root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = pd.read_csv(out / "backtest.csv")
+    assert COLUMNS <= set(table.columns)
+    assert set(table["model"]) == {"ols", "quantized", "surface", "steplaw-formula"}
+    assert len(table) == 4 * 2 * 2                         # models × held-out cells (N = 4e8) × optima
+    assert table["regret"].ge(0).all()
+    assert (out / "ranking.csv").exists() and (out / "backtest.png").exists()
+    assert "ranking" in res.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--data", "no/such/file.csv"), "no such file"),
+    (("--data", "blog-partII"), "needs a sweep"),
+    (("--models", "ols,magic"), "--models: magic"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, repo_root, args, message):
+    res = _cli(*args, "--out", str(tmp_path / "bt"), cwd=repo_root)
+    assert res.returncode == 2
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bt").exists()

@@ -1,0 +1,119 @@
+"""The full-surface model: the window rule, the bowl, and recovery of known optima from a simulated sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+
+from bayes_scaling.calibration import Design, sweep_runs
+from bayes_scaling.errors import InputError
+from bayes_scaling.runtable import validate_runs
+from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.surface import fit_surface
+from bayes_scaling.surface_data import surface_data
+from bayes_scaling.surface_model import bowl, linex_root, t4_logsf
+
+TRUE = {"lr": {"b": -0.713, "c": 0.307}, "batch_size": {"b": 0.0, "c": 0.571}}
+
+
+def known_design() -> Design:
+    N, D = np.meshgrid([1e8, 2e8, 4e8], [2e9, 8e9], indexing="ij")
+    return Design(N=N.ravel(), D=D.ravel(),
+                  log_grid={"lr": np.log(2.0) * np.arange(-12, -5.9, 0.5), "batch_size": np.log(2.0) * np.arange(15, 22)},
+                  min_loss=3.0 - 0.1 * np.log(N.ravel() / 1e8))
+
+
+def known_sweep(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A sweep around StepLaw-like optima (scatter 0.05 nats about the law); returns (runs, true log optima)."""
+    design, rng = known_design(), np.random.default_rng(seed)
+    log_opt = np.array([np.log(1.79) - 0.713 * np.log(design.N) + 0.307 * np.log(design.D),
+                        np.log(0.58) + 0.571 * np.log(design.D)]) + 0.05 * rng.standard_normal((2, design.N.size))
+    runs = sweep_runs(design, log_opt, rng, h=np.array([0.04, 0.03]), rho=-0.3, beta=np.array([0.5, -0.2]),
+                      delta=np.zeros(design.N.size), l_star=design.min_loss, sigma_loss=0.004)
+    return validate_runs(runs), log_opt
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    runs, log_opt = known_sweep()
+    sf = fit_surface(runs, SamplerConfig(draws=300, tune=400, chains=2), source="sim")
+    return sf, log_opt
+
+
+def test_bowl_is_zero_at_the_optimum_and_positive_elsewhere():
+    u, v = np.meshgrid(np.linspace(-3, 3, 41), np.linspace(-3, 3, 41))
+    f = bowl(u, v, 1.0, np.array([0.05, 0.02]), -0.9, np.array([1.0, -0.7]))
+    assert f[20, 20] == 0.0
+    assert np.all(f[(u != 0) | (v != 0)] > 0)
+    # β > 0: steeper above the optimum than below, by the LINEX shape
+    assert bowl(1.0, 0.0, 1.0, [0.05, 0.05], 0.0, [1.0, 0.0]) > bowl(-1.0, 0.0, 1.0, [0.05, 0.05], 0.0, [1.0, 0.0])
+    np.testing.assert_allclose(linex_root(np.array([-0.3, 0.2]), 0.0), [-0.3, 0.2], rtol=1e-5)
+
+
+def test_t4_survival_matches_scipy_in_both_tails():
+    t = np.array([-1e4, -40.0, -1.0, 0.0, 0.5, 40.0, 1e4])
+    np.testing.assert_allclose(t4_logsf(t), st.t(4).logsf(t), rtol=1e-9, atol=1e-12)
+
+
+def test_window_rule_censors_high_and_diverged_runs_and_drops_none():
+    runs = pd.DataFrame({
+        "run_id": [f"r{i}" for i in range(12)], "N": [1e8] * 6 + [2e8] * 6, "D": 1e9,
+        "B": 2.0**17, "lr": np.tile(2.0 ** -np.arange(6.0, 12.0), 2),
+        "loss": [3.00, 3.05, 3.11, 3.5, np.nan, 3.02, 2.9, 2.95, 2.99, 2.97, 2.91, 2.92],
+        "status": ["ok"] * 4 + ["diverged"] + ["ok"] * 7,
+    })
+    sd = surface_data(validate_runs(runs), window=0.1)
+    assert len(sd.runs) == len(runs)
+    first = sd.runs[sd.runs["N"] == 1e8]
+    assert first["censored"].tolist() == [False, False, True, True, True, False]
+    np.testing.assert_allclose(first["y"], [3.00, 3.05, 3.10, 3.10, 3.10, 3.02])
+    assert not sd.runs.loc[sd.runs["N"] == 2e8, "censored"].any()      # all within 2.90 + 0.1
+
+
+def test_best_runs_only_table_is_refused():
+    runs = pd.DataFrame({"run_id": ["a", "b"], "N": [1e8, 2e8], "D": 1e9, "B": 2.0**17, "lr": 1e-3, "loss": [3.0, 2.9]})
+    with pytest.raises(InputError, match="needs a sweep"):
+        surface_data(validate_runs(runs))
+
+
+def test_recovers_cell_optima_and_exponents(fitted):
+    sf, log_opt = fitted
+    assert sf.diagnostics.divergences == 0
+    est = np.median(sf.posterior["log_opt"].values.reshape(-1, 2, log_opt.shape[1]), axis=0)
+    assert np.max(np.abs(est - log_opt)) < 0.15            # a fifth of a grid step (log 2 / 2 = 0.35)
+    fits = sf.as_optimum_fits()
+    for q, truth in TRUE.items():
+        coef = fits[q].coefficients(ci_prob=0.95).set_index("param")
+        assert coef.loc["c_D", "lo"] < truth["c"] < coef.loc["c_D", "hi"]
+        assert coef.loc["b_N", "lo"] < truth["b"] < coef.loc["b_N", "hi"]
+
+
+def test_optimum_fits_speak_the_optimumfit_interface(fitted, tmp_path):
+    sf, _ = fitted
+    fits = sf.as_optimum_fits()
+    pred = fits["lr"].predict([1e9, 2e9], [1e10, 4e10], ci_prob=0.9)
+    assert list(pred.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+    assert (pred["model"] == "surface").all() and (pred["lo"] < pred["median"]).all() and (pred["median"] < pred["hi"]).all()
+    assert fits["batch_size"].diagnostics is sf.diagnostics
+    path = sf.plot_bowls(tmp_path / "bowls.png")
+    assert path.stat().st_size > 10_000
+
+
+def test_subset_keeps_the_runs_of_the_kept_cells_reindexed(fitted):
+    sf, _ = fitted
+    keep = sf.data.cells["N"].to_numpy() != sf.data.cells["N"].max()
+    sub = sf.data.subset(keep)
+    assert len(sub.cells) == keep.sum() and sub.n_levels.tolist() == [1e8, 2e8]
+    assert len(sub.runs) == sf.data.runs["cell"].isin(np.flatnonzero(keep)).sum()
+    assert sub.runs["cell"].max() == keep.sum() - 1
+    np.testing.assert_array_equal(sub.cells.loc[sub.runs["cell"], "D"].to_numpy(), sub.runs["D"].to_numpy())
+
+
+def test_unavailable_approximation_is_a_one_line_input_error():
+    runs, _ = known_sweep()
+    with pytest.raises(InputError, match="pymc-extras"):
+        fit_surface(runs, SamplerConfig(), approx="pathfinder")
+    with pytest.raises(InputError, match="--approx must be one of advi"):
+        fit_surface(runs, SamplerConfig(), approx="laplace")
