@@ -116,7 +116,7 @@ def run_backtest(runs: pd.DataFrame, *, models: tuple[str, ...] = MODELS, splits
     sd: SurfaceData = surface_data(runs, window=window, source=source)
     best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
     runs = sd.runs
-    fitters: dict[int, Fitter] = {}      # per number of N levels: a compiled hierarchical model fixes it
+    fitter = Fitter(config, n_boot=2000)   # compiles once per model kind and set of N levels
     surface_fitter = SurfaceFitter(config)
     rows = []
     for split in splits:
@@ -137,7 +137,6 @@ def run_backtest(runs: pd.DataFrame, *, models: tuple[str, ...] = MODELS, splits
                     fits = sf.as_optimum_fits()
                 else:
                     sub = _best_subset(best, train, source)
-                    fitter = fitters.setdefault(len(sub.n_levels), Fitter(config, n_boot=2000))
                     fits = {q: fitter.fit(model, sub.quantity(q), Centers.of(sub.quantity(q))) for q in QUANTITIES}
                 diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
                 ok = all(d.ok for d in diag)
