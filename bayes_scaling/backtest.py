@@ -35,6 +35,7 @@ from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 from bayes_scaling.api import ALL_MODELS, Fitter
 from bayes_scaling.datasets import DATASETS, load_runs
 from bayes_scaling.errors import InputError
+from bayes_scaling.cli import ArgumentParser
 from bayes_scaling.io import atomic_path, write_csv
 from bayes_scaling.optimum_models import Centers
 from bayes_scaling.runtable import QUANTITIES, BestRuns, best_runs
@@ -203,7 +204,7 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m bayes_scaling.backtest",
         description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,

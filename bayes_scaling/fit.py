@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayes_scaling import report
 from bayes_scaling.api import ALL_MODELS, Fitter, OptimumFit
+from bayes_scaling.cli import ArgumentParser, guarded
 from bayes_scaling.compare import MAX_REFITS, compare
 from bayes_scaling.datasets import DATASETS, load_runs
 from bayes_scaling.errors import InputError
@@ -65,15 +66,8 @@ examples:
 """
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one ``error:`` line (exit 2), like bad data."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = ArgumentParser(
         prog="python -m bayes_scaling.fit",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
         epilog=EPILOG,
@@ -262,17 +256,10 @@ def _versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    try:
-        if args.law:
-            from bayes_scaling.loss_laws import run_law
-            return run_law(args)
-        return run(args, argv)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; nothing written", file=sys.stderr)
-        return 130
+    if args.law:
+        from bayes_scaling.loss_laws import run_law
+        return guarded(lambda: run_law(args))
+    return guarded(lambda: run(args, argv))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
+from bayes_scaling.cli import ArgumentParser, guarded
 from bayes_scaling.io import staged_dir, write_csv, write_json
 from bayes_scaling.laws_common import TOKENS_PER_PARAM_RULE, LawFit, fit_law, quantiles
 from bayes_scaling.laws_parametric import ParametricLaw
@@ -146,7 +147,7 @@ def check_budgets(budgets: list[float], table: pd.DataFrame, max_N: float | None
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m bayes_scaling.plan",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
@@ -262,11 +263,7 @@ def report(plan: Plan, ci_prob: float, table: pd.DataFrame, flops: FlopsModel) -
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    return guarded(lambda: run(args))
 
 
 if __name__ == "__main__":
