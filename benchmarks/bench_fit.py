@@ -8,7 +8,7 @@ the OLS 10,000-resample bootstrap timed in the same run. "first" includes compil
 model (nutpie: numba; PyMC: C); "second" is the other optimum, which reuses it.
 Part 2 times ``python -m bayes_scaling.fit --no-plots`` end to end as a user runs it:
 cold (empty PyTensor compile cache) and warm (cache filled by the cold run), and
-with plots (warm). Timings on a shared 2-core machine are noisy: compare ratios.
+with plots (warm), and without exact LOO refits (warm). Timings on a shared 2-core machine are noisy: compare ratios.
 """
 
 from __future__ import annotations
@@ -68,21 +68,24 @@ def main() -> None:
     p.add_argument("--datasets", default="blog-partII,steplaw-dense")
     p.add_argument("--samplers", default="nutpie,pymc")
     p.add_argument("--no-cli", dest="cli", action="store_false", help="skip part 2")
+    p.add_argument("--cli-only", action="store_true", help="skip part 1")
     args = p.parse_args()
     pd.set_option("display.width", 160)
-    rows = [r for d in args.datasets.split(",") for s in args.samplers.split(",") for r in time_models(d, s)]
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if not args.cli_only:
+        rows = [r for d in args.datasets.split(",") for s in args.samplers.split(",") for r in time_models(d, s)]
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     if args.cli:
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={cache}")
             cold = time_cli(["--no-plots"], env)
             warm = time_cli(["--no-plots"], env)
             plots = time_cli([], env)
+            no_refits = time_cli(["--no-plots", "--max-refits", "0"], env)
         print(f"\ndefault command (blog-partII, 4 models x 2 optima, LOO with refits):")
         print(f"  cold, --no-plots: {cold:6.1f} s   (goal 60 s)")
         print(f"  warm, --no-plots: {warm:6.1f} s   (goal 30 s)")
         print(f"  warm, with plots: {plots:6.1f} s")
+        print(f"  warm, --no-plots --max-refits 0 (PSIS only): {no_refits:6.1f} s")
 
 
 if __name__ == "__main__":
