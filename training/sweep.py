@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_scaling.cli import ArgumentParser, guarded
 from bayes_scaling.errors import InputError
 from bayes_scaling.io import write_csv, write_parquet
 from training.claims import DEFAULT_STALE_AFTER_S, is_stale
@@ -57,17 +58,10 @@ TABLE_COLUMNS = ("run_id", "N", "D", "B", "lr", "loss", "status", "seed", "seq_l
                  "N_total", "epochs", "device")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one ``error:`` line (exit 2)."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0].split("--", 1)[1].strip(),
+    p = ArgumentParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0].split("--", 1)[1].strip(),
                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser, metavar="COMMAND")
 
     s = sub.add_parser("plan", help="expand a spec into a plan directory (runs + prepared data)",
                        description="Expand SPEC into runs with stable ids; prepare the data once into DIR/data.")
@@ -302,14 +296,7 @@ COMMANDS = {"plan": cmd_plan, "run": cmd_run, "worker": cmd_worker, "status": cm
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; finished runs are kept; rerun to resume", file=sys.stderr)
-        return 130
+    return guarded(lambda: COMMANDS[args.command](args), interrupted="interrupted; finished runs are kept; rerun to resume")
 
 
 if __name__ == "__main__":
