@@ -128,6 +128,13 @@ def _break_if_stale(path: Path, stale_after: float) -> bool:
     return True
 
 
+def clear_if_stale(path: str | Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> None:
+    """Remove a lock left behind by a dead owner (e.g. killed after writing its result)."""
+    path = Path(path)
+    if path.exists():
+        _break_if_stale(path, stale_after)
+
+
 def release(claim: Claim) -> None:
     """Remove our lock (only if it is still ours)."""
     owner = _read(claim.path)

@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from bayes_scaling.io import write_json
-from training.claims import DEFAULT_STALE_AFTER_S, heartbeat, release, try_claim
+from training.claims import DEFAULT_STALE_AFTER_S, clear_if_stale, heartbeat, release, try_claim
 from training.data import TokenData
 from training.plan import PlannedRun, read_plan
 from training.trainer import train
@@ -59,9 +59,11 @@ def drain(plan_dir: str | Path, *, runtime_overrides: dict | None = None, stale_
     for run in plan.runs:
         if max_runs is not None and counts["finished"] + counts["failed"] >= max_runs:
             break
+        lock = plan_dir / "locks" / f"{run.run_id}.lock"
         if is_finished(plan_dir, run.run_id):
+            clear_if_stale(lock, stale_after)  # a worker killed between its result and its release
             continue
-        claim = try_claim(plan_dir / "locks" / f"{run.run_id}.lock", stale_after)
+        claim = try_claim(lock, stale_after)
         if claim is None:
             continue
         try:
