@@ -49,10 +49,12 @@ class GPTConfig:
         """Parameter count by the formula in the module docstring."""
         d, L = self.n_embd, self.n_layer
         n = L * (12 * d * d + 13 * d) + 2 * d
-        if non_embedding:
-            return n
-        head = 0 if self.tie_embeddings else self.vocab_size * d
-        return n + self.vocab_size * d + self.block_size * d + head
+        return n if non_embedding else n + self.embedding_params()
+
+    def embedding_params(self) -> int:
+        """Token and position embeddings, plus the output head when it is not tied."""
+        head = 0 if self.tie_embeddings else self.vocab_size * self.n_embd
+        return (self.vocab_size + self.block_size) * self.n_embd + head
 
     def flops_per_token(self, seq_len: int | None = None, kind: str = "6N") -> float:
         """Training (forward + backward) FLOPs per token: 6N or DeepSeek's M."""

@@ -43,10 +43,7 @@ class MoEConfig(GPTConfig):
         d, L = self.n_embd, self.n_layer
         experts = self.top_k if active else self.n_experts
         n = L * (4 * d * d + 4 * d + 4 * d + d * self.n_experts + experts * (8 * d * d + 5 * d)) + 2 * d
-        if non_embedding:
-            return n
-        head = 0 if self.tie_embeddings else self.vocab_size * d
-        return n + self.vocab_size * d + self.block_size * d + head
+        return n if non_embedding else n + self.embedding_params()
 
     def flops_per_token(self, seq_len: int | None = None, kind: str = "6N") -> float:
         if kind == "6N":
