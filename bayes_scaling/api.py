@@ -4,7 +4,7 @@
     fits["lr"].predict([4e9], [1e11])                             # median, mean, lo, hi
     fits["lr"].coefficients()                                     # exponents with intervals
 
-:class:`Fitter` compiles each model kind once (nutpie, ~5–10 s) and reuses the
+:class:`Fitter` compiles each model kind once (nutpie, ~3–5 s) and reuses the
 compiled model for the other quantity and for every leave-out refit.
 """
 
@@ -160,11 +160,13 @@ class Fitter:
     def refit_posterior(self, kind: str, data: QuantityData, centers: Centers) -> xr.Dataset:
         """Posterior only (no log-likelihood) of ``kind`` on a subset — for exact leave-out refits.
 
-        A refit only has to estimate one point's elpd, so it runs at most 500 tuning
-        steps and 500 draws per chain (Monte-Carlo error ≪ the elpd's own SE).
+        A refit only has to estimate one point's elpd, so it runs one chain per core
+        with at most 500 tuning steps and 500 draws each (Monte-Carlo error ≪ the
+        elpd's own SE).
         """
         model = optimum_models.build(kind, data, centers, per_n_intercepts=self.per_n_intercepts)
-        config = replace(self.config, draws=min(self.config.draws, REFIT_DRAWS), tune=min(self.config.tune, REFIT_DRAWS))
+        config = replace(self.config, draws=min(self.config.draws, REFIT_DRAWS), tune=min(self.config.tune, REFIT_DRAWS),
+                         chains=min(self.config.chains, self.config.cores))
         idata = sampling.sample(model, config, compiled=self._compiled_for(kind, model, data, centers),
                                 log_likelihood=False)
         return idata["posterior"].to_dataset()

@@ -19,8 +19,12 @@ Both scale priors vanish at 0 on purpose: a HalfNormal τ_c put mass in the funn
 neck and gave hundreds of divergences, and as σ → 0 the interval-censored likelihood
 turns into a step function of μ (a cliff at every cell edge) that NUTS cannot follow.
 
-Every array enters through ``pm.Data`` so one compiled model serves both quantities
-and every leave-out refit (``nutpie``'s ``with_data``).
+The data enter as one ``pm.Data`` table, ``cells`` (rows ``CELL_COLUMNS``, one column per
+cell), so that one compiled model serves both quantities and every leave-out refit
+(``nutpie``'s ``with_data``). One table rather than an array per field because nutpie's
+compile time grows with the number of shared arrays (≈ 0.8 s each: 7 arrays took 9 s to
+compile, one table 3 s — ``benchmarks/bench_fit.py``); the prior location ȳ rides along
+as a constant row for the same reason.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from bayes_scaling.likelihood import interval_logp_pt
 from bayes_scaling.runtable import QuantityData
 
 MODELS = ("pooled", "quantized", "hierarchical")
+#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back).
+CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc")
 
 #: Population-scale prior of the per-N deviations: LogNormal(log TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA).
 TAU_PRIOR_MEDIAN = 0.1
@@ -60,16 +67,18 @@ class Centers:
 
 
 def data_arrays(data: QuantityData, centers: Centers) -> dict[str, np.ndarray]:
-    """The ``pm.Data`` values of a model, by name (also what ``with_data`` takes)."""
-    return {
+    """The ``pm.Data`` values of a model, by name (also what ``with_data`` takes):
+    the ``cells`` table, shape (len(CELL_COLUMNS), n_cells)."""
+    rows = {
         "x_N": data.log_N - centers.log_N,
         "x_D": data.log_D - centers.log_D,
         "y_obs": data.y,
         "lo": data.lo,
         "hi": data.hi,
-        "n_index": data.n_index.astype("int64"),
-        "a_loc": np.asarray(centers.y),
+        "n_index": data.n_index.astype(float),
+        "a_loc": np.full(len(data.y), centers.y),
     }
+    return {"cells": np.vstack([rows[k] for k in CELL_COLUMNS])}
 
 
 def build(kind: str, data: QuantityData, centers: Centers, *, per_n_intercepts: bool = False) -> pm.Model:
@@ -84,12 +93,14 @@ def build(kind: str, data: QuantityData, centers: Centers, *, per_n_intercepts: 
 
 
 def _coords(data: QuantityData) -> dict[str, list]:
-    return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels]}
+    return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels], "cell_column": list(CELL_COLUMNS)}
 
 
 def _linear_part(data: QuantityData, centers: Centers):
-    d = {name: pm.Data(name, value, dims=None if name == "a_loc" else "cell") for name, value in data_arrays(data, centers).items()}
-    a = pm.Normal("a", mu=d["a_loc"], sigma=2.0)
+    table = pm.Data("cells", data_arrays(data, centers)["cells"], dims=("cell_column", "cell"))
+    d = {name: table[i] for i, name in enumerate(CELL_COLUMNS)}
+    d["n_index"] = pt.cast(pt.round(d["n_index"]), "int64")
+    a = pm.Normal("a", mu=d["a_loc"][0], sigma=2.0)
     b = pm.Normal("b", mu=0.0, sigma=1.0)
     c = pm.Normal("c", mu=0.0, sigma=1.0)
     sigma = pm.Gamma("sigma", alpha=2.0, beta=2.0 / SIGMA_PRIOR_MEAN)

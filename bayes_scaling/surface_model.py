@@ -80,37 +80,56 @@ def t4_logsf(t, xp: ModuleType = np):
     return xp.where(t >= 0, xp.log(upper), xp.log1p(-upper))
 
 
+#: Rows of the ``runs`` and ``cells`` data tables (integers stored as floats and cast back;
+#: two tables rather than an array per field: nutpie's compile time grows with the number
+#: of shared arrays, see ``optimum_models``).
+RUN_COLUMNS = ("log_lr", "log_B", "y_obs", "upper", "censored", "run_cell")
+CELL_COLUMNS = ("x_N", "x_D", "n_index", "min_loss", "a_loc_lr", "a_loc_batch_size")
+
+
 def data_arrays(data: SurfaceData) -> dict[str, np.ndarray]:
-    """The ``pm.Data`` values of the model, by name (also what nutpie's ``with_data`` takes)."""
+    """The ``pm.Data`` values of the model, by name (also what nutpie's ``with_data`` takes):
+    ``runs`` (len(RUN_COLUMNS), n_runs) and ``cells`` (len(CELL_COLUMNS), n_cells)."""
     r, c = data.runs, data.cells
     centers = [data.centers(q) for q in OPTIMA]
-    return {
+    n_cells = len(c)
+    runs = {
         "log_lr": np.log(r["lr"].to_numpy(dtype=float)),
         "log_B": np.log(r["B"].to_numpy(dtype=float)),
         "y_obs": r["y"].to_numpy(dtype=float),
         "upper": r["upper"].to_numpy(dtype=float),
-        "censored": r["censored"].to_numpy(dtype="int8"),
-        "run_cell": r["cell"].to_numpy(dtype="int64"),
+        "censored": r["censored"].to_numpy(dtype=float),
+        "run_cell": r["cell"].to_numpy(dtype=float),
+    }
+    cells = {
         "x_N": np.log(c["N"].to_numpy(dtype=float)) - centers[0].log_N,
         "x_D": np.log(c["D"].to_numpy(dtype=float)) - centers[0].log_D,
-        "n_index": c["n_index"].to_numpy(dtype="int64"),
+        "n_index": c["n_index"].to_numpy(dtype=float),
         "min_loss": c["min_loss"].to_numpy(dtype=float),
-        "a_loc": np.array([ctr.y for ctr in centers]),
+        "a_loc_lr": np.full(n_cells, centers[0].y),
+        "a_loc_batch_size": np.full(n_cells, centers[1].y),
     }
+    return {"runs": np.vstack([runs[k] for k in RUN_COLUMNS]), "cells": np.vstack([cells[k] for k in CELL_COLUMNS])}
 
 
 def coords(data: SurfaceData) -> dict[str, list]:
     return {"run": list(range(len(data.runs))), "cell": data.cell_names,
-            "N_level": [float(n) for n in data.n_levels], "quantity": list(OPTIMA), "axis": ["lr", "B"]}
+            "N_level": [float(n) for n in data.n_levels], "quantity": list(OPTIMA), "axis": ["lr", "B"],
+            "run_column": list(RUN_COLUMNS), "cell_column": list(CELL_COLUMNS)}
 
 
 def build_surface(data: SurfaceData, *, slopes: str = "pooled") -> pm.Model:
     """The full-surface model of the module docstring for one run table."""
     if slopes not in SLOPES:
         raise ValueError(f"slopes must be one of {SLOPES}, got {slopes!r}")
-    dims = {"a_loc": "quantity", "x_N": "cell", "x_D": "cell", "n_index": "cell", "min_loss": "cell"}
+    arrays = data_arrays(data)
     with pm.Model(coords=coords(data)) as model:
-        d = {k: pm.Data(k, v, dims=dims.get(k, "run")) for k, v in data_arrays(data).items()}
+        runs = pm.Data("runs", arrays["runs"], dims=("run_column", "run"))
+        cells = pm.Data("cells", arrays["cells"], dims=("cell_column", "cell"))
+        d = {k: runs[i] for i, k in enumerate(RUN_COLUMNS)} | {k: cells[i] for i, k in enumerate(CELL_COLUMNS)}
+        for k in ("censored", "run_cell", "n_index"):
+            d[k] = pt.cast(pt.round(d[k]), "int64")
+        d["a_loc"] = pt.stack([d["a_loc_lr"][0], d["a_loc_batch_size"][0]])
         # scaling laws of the two optima (names and centring as in optimum_models)
         a = pm.Normal("a", mu=d["a_loc"], sigma=2.0, dims="quantity")
         b = pm.Normal("b", 0.0, 1.0, dims="quantity")
