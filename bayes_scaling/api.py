@@ -24,12 +24,13 @@ from bayes_scaling.baseline import OLSFit, fit_ols
 from bayes_scaling.datasets import load_runs
 from bayes_scaling.io import write_datatree
 from bayes_scaling.optimum_models import Centers
-from bayes_scaling.predict import latent_draws, stacked, summarize
+from bayes_scaling.predict import latent_draws, observed_logp, stacked, summarize
 from bayes_scaling.runtable import QUANTITIES, BestRuns, QuantityData, best_runs
 from bayes_scaling.sampling import Diagnostics, SamplerConfig
 
 ALL_MODELS = ("ols",) + optimum_models.MODELS
 REFIT_DRAWS = 500
+REFIT_TUNE = 300
 
 
 @dataclass
@@ -152,7 +153,9 @@ class Fitter:
             ols = fit_ols(data, n_boot=self.n_boot, seed=self.config.seed)
             return OptimumFit("ols", data.name, centers, data.n_levels, ols=ols, wall_s=time.perf_counter() - t0)
         model = optimum_models.build(kind, data, centers, per_n_intercepts=self.per_n_intercepts)
-        idata = sampling.sample(model, self.config, compiled=self._compiled_for(kind, model, data, centers))
+        idata = sampling.sample(model, self.config, compiled=self._compiled_for(kind, model, data, centers),
+                                log_likelihood=False)
+        idata["log_likelihood"] = _log_likelihood(kind, idata, centers, data)
         return OptimumFit(kind, data.name, centers, data.n_levels, idata=idata,
                           diagnostics=sampling.diagnose(idata, var_names=_diag_vars(idata)),
                           wall_s=time.perf_counter() - t0)
@@ -161,11 +164,11 @@ class Fitter:
         """Posterior only (no log-likelihood) of ``kind`` on a subset — for exact leave-out refits.
 
         A refit only has to estimate one point's elpd, so it runs one chain per core
-        with at most 500 tuning steps and 500 draws each (Monte-Carlo error ≪ the
-        elpd's own SE).
+        with at most 300 tuning steps (nutpie adapts these small models in far fewer)
+        and 500 draws each (Monte-Carlo error ≪ the elpd's own SE).
         """
         model = optimum_models.build(kind, data, centers, per_n_intercepts=self.per_n_intercepts)
-        config = replace(self.config, draws=min(self.config.draws, REFIT_DRAWS), tune=min(self.config.tune, REFIT_DRAWS),
+        config = replace(self.config, draws=min(self.config.draws, REFIT_DRAWS), tune=min(self.config.tune, REFIT_TUNE),
                          chains=min(self.config.chains, self.config.cores))
         idata = sampling.sample(model, config, compiled=self._compiled_for(kind, model, data, centers),
                                 log_likelihood=False)
@@ -184,6 +187,19 @@ class Fitter:
         used = {var.name for var in compiled.shared_var_keys}
         arrays = optimum_models.data_arrays(data, centers)
         return compiled.with_data(**{k: v for k, v in arrays.items() if k in used})
+
+
+def _log_likelihood(kind: str, idata: xr.DataTree, centers: Centers, data: QuantityData) -> xr.DataTree:
+    """The ``log_likelihood`` group (variable ``q_obs``, the observed node of every builder),
+    computed in NumPy by :func:`~bayes_scaling.predict.observed_logp` — the same numbers as
+    ``pm.compute_log_likelihood`` (``tests/test_recovery.py`` checks), without compiling a
+    PyTensor function per fit."""
+    post = idata["posterior"].to_dataset()
+    ll = observed_logp(kind, post, centers, data.n_levels, data, cell_probability=kind != "pooled")
+    shape = (post.sizes["chain"], post.sizes["draw"], len(data.y))
+    ds = xr.Dataset({"q_obs": (("chain", "draw", "cell"), ll.reshape(shape))},
+                    coords={"chain": post["chain"], "draw": post["draw"], "cell": list(data.cell)})
+    return xr.DataTree(ds)
 
 
 def _diag_vars(idata: xr.DataTree) -> list[str]:

@@ -27,9 +27,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from bayes_scaling.api import Fitter, OptimumFit
-from bayes_scaling.likelihood import interval_logp_np
-from bayes_scaling.optimum_models import SIGMA_FLOOR
-from bayes_scaling.predict import latent_draws, stacked
+from bayes_scaling.predict import observed_logp
 from bayes_scaling.runtable import QuantityData
 
 K_THRESHOLD = 0.7
@@ -39,12 +37,7 @@ MAX_REFITS = 10
 def cell_loglik(fit: OptimumFit, data: QuantityData, posterior=None) -> np.ndarray:
     """log p_i(θ_s), shape (S, n): each draw's probability of each observed grid cell."""
     post = fit.posterior if posterior is None else posterior
-    mu = latent_draws(post, fit.centers, fit.n_levels, data.log_N, data.log_D,
-                      rng=np.random.default_rng(0), noise=False)
-    sigma = stacked(post, "sigma")[:, None]
-    if fit.model != "pooled":
-        sigma = np.sqrt(sigma**2 + SIGMA_FLOOR**2)
-    return interval_logp_np(mu, sigma, data.lo[None, :], data.hi[None, :])
+    return observed_logp(fit.model, post, fit.centers, fit.n_levels, data)
 
 
 def loo_cells(fit: OptimumFit, data: QuantityData, fitter: Fitter | None = None,

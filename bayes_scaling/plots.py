@@ -187,16 +187,18 @@ def plot_pooled_vs_per_n(fits: dict[str, OptimumFit], path: str | Path, *, N_tar
 
 def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
               targets: list[tuple[float, float]], *, ci_prob: float = 0.9) -> list[Path]:
-    """Every plot the fitted models support, as plots/<kind>_<quantity>.png."""
+    """Every plot the fitted models support, as plots/<kind>_<quantity>.png: per quantity the fan,
+    the PPC and trace of the main model (hierarchical, else quantized, else pooled), a trace of
+    any other fit that failed its convergence checks, the per-N slope forest and pooled vs per-N."""
     out = Path(out_dir)
     paths = []
     for q, fq in fits.items():
         data = best.quantity(q)
         paths.append(plot_fan(fq, best, q, targets, out / f"fan_{q}.png", ci_prob=ci_prob))
-        for m in ("pooled", "quantized", "hierarchical"):
-            if m in fq:
-                paths.append(plot_trace(fq[m], out / f"trace_{m}_{q}.png"))
         main = next((fq[m] for m in ("hierarchical", "quantized", "pooled") if m in fq), None)
+        for m in ("pooled", "quantized", "hierarchical"):   # the main fit's trace, and any that failed its checks
+            if m in fq and (fq[m] is main or not fq[m].diagnostics.ok):
+                paths.append(plot_trace(fq[m], out / f"trace_{m}_{q}.png"))
         if main is not None:
             paths.append(plot_ppc(main, data, out / f"ppc_{main.model}_{q}.png", ci_prob=ci_prob))
         if "hierarchical" in fq:

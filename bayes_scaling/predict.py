@@ -7,14 +7,21 @@ For draw s and target t (centred logs x_N, x_D as in ``optimum_models``):
 where, in the hierarchical model, c_{s,n} is the slope of model size n when N_t is one
 of the fitted sizes, and a fresh population draw c_s + τ_c,s·ζ_st otherwise (same for
 the offsets a_n). ``noise=False`` drops σ·ε (the law's mean; used for LOO refits).
+
+:func:`observed_logp` scores the fitted cells themselves (the models' pointwise
+log-likelihood, for LOO), in NumPy: it needs no compiled PyTensor function, which
+costs seconds per model, more on a cold compile cache.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy.stats import norm
 
-from bayes_scaling.optimum_models import Centers
+from bayes_scaling.likelihood import interval_logp_np
+from bayes_scaling.optimum_models import SIGMA_FLOOR, Centers
+from bayes_scaling.runtable import QuantityData
 
 #: A target N within this log distance of a fitted size uses that size's own slope.
 SAME_N_ATOL = 1e-6
@@ -80,6 +87,23 @@ def _per_level(per_level: np.ndarray, tau: np.ndarray, mean: np.ndarray, group: 
     fresh = mean[:, None] + tau[:, None] * rng.standard_normal(group.shape)
     known = per_level[np.arange(S)[:, None], np.clip(group, 0, None)]
     return np.where(group >= 0, known, fresh)
+
+
+def observed_logp(model: str, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
+                  data: QuantityData, *, cell_probability: bool = True) -> np.ndarray:
+    """log p_i(θ_s), shape (S, n): each posterior draw's log-likelihood of each observed cell.
+
+    ``cell_probability=True``: log P(observed grid cell) = log(Φ((hi_i − μ_i)/s) − Φ((lo_i − μ_i)/s)),
+    s = √(σ² + σ_sel²) for the censored models (their likelihood) and s = σ for ``pooled``;
+    ``False``: the pooled model's own likelihood, the density log Normal(y_i | μ_i, σ).
+    """
+    mu = latent_draws(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0), noise=False)
+    sigma = stacked(posterior, "sigma")[:, None]
+    if model == "pooled" and not cell_probability:
+        return norm.logpdf(data.y[None, :], mu, sigma)
+    if model != "pooled":
+        sigma = np.sqrt(sigma**2 + SIGMA_FLOOR**2)
+    return interval_logp_np(mu, sigma, data.lo[None, :], data.hi[None, :])
 
 
 def summarize(draws: np.ndarray, ci_prob: float) -> dict[str, np.ndarray]:

@@ -1,5 +1,7 @@
 """Every figure is written whole, readable, and only for the models that were fitted."""
 
+from dataclasses import replace
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -34,12 +36,26 @@ def test_write_all_writes_every_plot_as_a_readable_png(fitted, tmp_path):
     best, fits = fitted
     paths = plots.write_all(tmp_path / "plots", fits, best, [(4e9, 1e11)])
     names = sorted(p.name for p in paths)
-    expected = sorted(f"{kind}_{q}.png" for q in ("lr", "batch_size") for kind in (
-        "fan", "trace_quantized", "trace_hierarchical", "ppc_hierarchical", "forest_slopes", "pooled_vs_per_n"))
+    kinds = ("fan", "trace_hierarchical", "ppc_hierarchical", "forest_slopes", "pooled_vs_per_n")
+    expected = sorted([f"{kind}_{q}.png" for q in ("lr", "batch_size") for kind in kinds]
+                      + [f"trace_quantized_{q}.png" for q in ("lr", "batch_size") if not fits[q]["quantized"].diagnostics.ok])
     assert names == expected
     for p in paths:
         read_png(p)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == expected  # no temp files left
+
+
+def test_a_fit_that_failed_its_checks_gets_a_trace_plot(fitted, tmp_path):
+    best, fits = fitted
+    failed = replace(fits["lr"]["quantized"].diagnostics, divergences=7)
+    only = {"lr": {"quantized": replace(fits["lr"]["quantized"], diagnostics=failed),
+                   "hierarchical": replace(fits["lr"]["hierarchical"], diagnostics=replace(failed, divergences=0, max_rhat=1.0,
+                                                                                         min_ess_bulk=1e4, min_ess_tail=1e4))}}
+    names = sorted(p.name for p in plots.write_all(tmp_path, only, best, [(4e9, 1e11)]))
+    assert "trace_quantized_lr.png" in names and "trace_hierarchical_lr.png" in names
+    only["lr"]["quantized"] = replace(only["lr"]["quantized"], diagnostics=only["lr"]["hierarchical"].diagnostics)
+    names = sorted(p.name for p in plots.write_all(tmp_path / "ok", only, best, [(4e9, 1e11)]))
+    assert "trace_quantized_lr.png" not in names and "trace_hierarchical_lr.png" in names
 
 
 def test_write_all_skips_plots_of_models_not_fitted(fitted, tmp_path):

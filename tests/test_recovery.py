@@ -1,8 +1,11 @@
 """Parameter recovery from simulated quantized sweeps with a known law."""
 
 import numpy as np
+import pymc as pm
 import pytest
+import xarray as xr
 
+from bayes_scaling import optimum_models
 from bayes_scaling.api import Fitter
 from bayes_scaling.compare import cell_loglik, compare
 from bayes_scaling.grids import Grid
@@ -80,14 +83,21 @@ def test_hierarchical_recovers_per_n_slopes_and_widens_extrapolation(fitter):
     assert w_h > 1.3 * w_q
 
 
-def test_numpy_cell_loglik_matches_pymc_log_likelihood(fitter):
+def test_numpy_log_likelihood_matches_pymc(fitter):
+    """The log_likelihood group (NumPy) equals PyMC's own pointwise log-likelihood of each model,
+    and for the censored models it is the cell probability LOO scores."""
     best, _ = simulate_best_runs(LR_LAW, BATCH_LAW, sizes=SIZES[:3], tokens=TOKENS[:4],
                                  lr_grid=LR_GRID, batch_grid=BATCH_GRID, seed=5)
     data = best.quantity("batch_size")
-    for model in ("quantized", "hierarchical"):
+    for model in ("pooled", "quantized", "hierarchical"):
         fit = fitter.fit(model, data)
-        ll = fit.idata["log_likelihood"]["q_obs"].transpose("chain", "draw", "cell").values.reshape(-1, len(data.y))
-        np.testing.assert_allclose(cell_loglik(fit, data), ll, rtol=1e-6, atol=1e-8)
+        ours = fit.idata["log_likelihood"]["q_obs"].transpose("chain", "draw", "cell").values
+        pm_model = optimum_models.build(model, data, fit.centers)
+        tree = xr.DataTree.from_dict({"posterior": fit.posterior})
+        theirs = pm.compute_log_likelihood(tree, model=pm_model, progressbar=False)["log_likelihood"]["q_obs"]
+        np.testing.assert_allclose(ours, theirs.transpose("chain", "draw", "cell").values, rtol=1e-6, atol=1e-8)
+        if model != "pooled":
+            np.testing.assert_allclose(cell_loglik(fit, data), ours.reshape(-1, len(data.y)), rtol=1e-12)
 
 
 def test_compare_prefers_the_true_structure(fitter):
