@@ -76,6 +76,19 @@ def test_run_ids_are_stable_and_change_with_the_run(tmp_path):
     assert [r.run_id for r in build_plan(load_spec(yaml_spec)).runs] == ids
 
 
+def test_moe_runs_get_their_own_ids_and_active_n(tmp_path):
+    """[train] n_experts = E plans MoE runs: new ids (the dense ids do not move) and N the active count."""
+    dense = build_plan(load_spec(write_spec(tmp_path)))
+    moe = build_plan(load_spec(write_spec(tmp_path, SPEC + "\n[train]\nn_experts = 4\ntop_k = 1\n", "moe.toml")))
+    explicit_dense = build_plan(load_spec(write_spec(tmp_path, SPEC + "\n[train]\nn_experts = 0\n", "d.toml")))
+    assert [r.run_id for r in explicit_dense.runs] == [r.run_id for r in dense.runs]
+    assert not {r.run_id for r in moe.runs} & {r.run_id for r in dense.runs}
+    by_shape = {(r.config.n_embd, r.config.lr, r.config.batch_tokens): r for r in dense.runs}
+    for r in moe.runs:
+        d = r.config.n_embd
+        assert r.config.n_experts == 4 and r.N == by_shape[(d, r.config.lr, r.config.batch_tokens)].N + 4 * d  # + router
+        
+
 def test_d_is_rounded_so_every_batch_size_sees_the_same_tokens(tmp_path):
     spec = SPEC.replace("tokens = [1024]", "tokens_per_param = [2.0]").replace("[128, 256]", "[128, 384]")
     plan = build_plan(load_spec(write_spec(tmp_path, spec)))

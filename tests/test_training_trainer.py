@@ -60,10 +60,28 @@ def test_absurd_learning_rate_diverges_without_raising(data, tmp_path):
 
 @pytest.mark.parametrize("bad, match", [(dict(lr=-1e-3), "lr"), (dict(batch_tokens=100), "multiple of seq_len"),
                                         (dict(tokens=1000), "multiple of batch_tokens"), (dict(schedule="step"), "schedule"),
-                                        (dict(n_embd=30, n_head=4), "divisible")])
+                                        (dict(n_embd=30, n_head=4), "divisible"), (dict(n_experts=-1), "n_experts"),
+                                        (dict(n_experts=4, top_k=5), "top_k")])
 def test_bad_config_is_one_line_input_error(bad, match):
     with pytest.raises(InputError, match=match):
         config(**bad)
+
+
+def test_an_moe_run_learns_and_counts_its_active_parameters(data):
+    """n_experts > 0 trains models/moe.py: the loss falls as the dense model's does, N is the
+    active non-embedding count (k of E experts), and the reported loss has no balancing term."""
+    from models.moe import MoEConfig, MoEGPT
+
+    moe = train(config(n_experts=4, top_k=1), data)
+    dense = train(config(), data)
+    assert moe["status"] == "ok" and moe["loss"] < math.log(300) - 1.5
+    assert abs(moe["loss"] - dense["loss"]) < 0.5
+    cfg = MoEConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=32, block_size=16, n_experts=4, top_k=1)
+    d = 32  # hand count: attention 4d²+4d, LayerNorms 4d, router 4d, one active expert 8d²+5d, final LayerNorm 2d
+    assert moe["N"] == cfg.num_params(active=True) == 4 * d * d + 4 * d + 4 * d + 4 * d + 8 * d * d + 5 * d + 2 * d
+    assert moe["N"] == MoEGPT(cfg).num_params(non_embedding=True, active=True) < MoEGPT(cfg).num_params(non_embedding=True)
+    assert moe["N_total"] > dense["N_total"] and moe["n_experts"] == 4 and moe["top_k"] == 1
+    assert moe["flops_per_token"] > dense["flops_per_token"] - 1  # same attention/head, router on top
 
 
 def test_schedules():

@@ -43,9 +43,8 @@ from pathlib import Path
 from bayes_scaling.errors import InputError
 from bayes_scaling.grids import Grid
 from bayes_scaling.io import write_json
-from models.gpt import GPTConfig
 from training.data import DataSpec, TokenData, prepare
-from training.trainer import Runtime, TrainConfig
+from training.trainer import Runtime, TrainConfig, counted_params
 
 SECTIONS = ("data", "model", "grid", "train", "runtime")
 D_KEYS = ("tokens", "tokens_per_param", "flops")
@@ -56,6 +55,8 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
                    if f.name not in ("n_layer", "n_head", "n_embd", "tokens", "batch_tokens", "lr", "seed",
                                      "vocab_size", "seq_len"))
 PLAN_FILE = "plan.json"
+#: TrainConfig keys that only an MoE run (n_experts > 0) uses.
+MOE_KEYS = ("n_experts", "top_k", "aux_loss_coef")
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,8 @@ def build_plan(spec: dict, source: str = "spec", data_files: list[str] | None = 
     for n_layer, n_head, n_embd in _shapes(sec["model"], source, data):
         base = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=data.vocab_size, seq_len=data.seq_len,
                     **sec["train"])
-        n_params = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd).num_params(non_embedding=True)
+        n_params = counted_params(_construct(TrainConfig, base | dict(tokens=data.seq_len, batch_tokens=data.seq_len, lr=1.0),
+                                             f"{source}: run"))
         for d_value in d_values:
             tokens = {"tokens": d_value, "tokens_per_param": d_value * n_params, "flops": d_value / (6 * n_params)}[d_key]
             D = max(1, round(tokens / quantum)) * quantum
@@ -176,8 +178,13 @@ def build_plan(spec: dict, source: str = "spec", data_files: list[str] | None = 
 
 
 def run_id(config: TrainConfig, data: DataSpec) -> str:
-    """Stable id of a run: sha256 of its config and data recipe, canonical JSON, 12 hex digits."""
-    blob = json.dumps({"train": asdict(config), "data": data.describe()}, sort_keys=True, separators=(",", ":"))
+    """Stable id of a run: sha256 of its config and data recipe, canonical JSON, 12 hex digits.
+    A dense run's config leaves out the MoE keys, which cannot change its loss."""
+    train = asdict(config)
+    if not config.n_experts:
+        for key in MOE_KEYS:
+            train.pop(key)
+    blob = json.dumps({"train": train, "data": data.describe()}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -55,7 +55,7 @@ Slurm: python -m training.sweep run runs/big --executor slurm --workers 16 --slu
 #: Run-table columns, in order: the contract first, then the extras.
 TABLE_COLUMNS = ("run_id", "N", "D", "B", "lr", "loss", "status", "seed", "seq_len", "n_layer", "n_head", "n_embd",
                  "vocab_size", "schedule", "steps", "flops", "tokens_per_s", "mfu", "wall_s", "train_loss",
-                 "N_total", "epochs", "device")
+                 "N_total", "n_experts", "top_k", "epochs", "device")
 
 
 def build_parser() -> argparse.ArgumentParser:

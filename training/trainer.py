@@ -1,4 +1,10 @@
-"""One training run: a GPT on packed sequences, AdamW, warmup + cosine/WSD, accumulation.
+"""One training run: a GPT (or its MoE variant) on packed sequences, AdamW, warmup + cosine/WSD, accumulation.
+
+Model. ``n_experts = 0`` trains the dense GPT of ``models/gpt.py``; ``n_experts = E > 0``
+the MoE of ``models/moe.py`` (E experts per layer, ``top_k`` active, Switch load-balancing
+loss weighted by ``aux_loss_coef`` in the training objective). The result's N is the
+*active* non-embedding parameter count (StepLaw's convention for MoE scaling laws), its
+``N_total`` every parameter; the loss is always the language-model cross-entropy alone.
 
 Batch arithmetic. A run trains D tokens in S = D / B optimizer steps of B tokens,
 i.e. B / T sequences of T = seq_len tokens. B need not fit in memory: each step is
@@ -37,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from bayes_scaling.errors import InputError
 from bayes_scaling.io import write_csv, write_json
@@ -73,6 +80,9 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 disables clipping
     seed: int = 0
     diverge_factor: float = 1.5
+    n_experts: int = 0  # 0: dense GPT; E > 0: MoE with E experts per layer
+    top_k: int = 2  # MoE only: experts per token
+    aux_loss_coef: float = 0.01  # MoE only: weight of the load-balancing loss
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -96,7 +106,11 @@ def check_config(c: TrainConfig) -> None:
         v = getattr(c, key)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise InputError(f"{key}: must be a positive finite number, got {v!r}")
-    for key in ("weight_decay", "grad_clip"):
+    if not isinstance(c.n_experts, (int, np.integer)) or isinstance(c.n_experts, bool) or c.n_experts < 0:
+        raise InputError(f"n_experts: must be an integer >= 0 (0: dense), got {c.n_experts!r}")
+    if c.n_experts and not (isinstance(c.top_k, (int, np.integer)) and 1 <= c.top_k <= c.n_experts):
+        raise InputError(f"top_k: must be an integer in [1, n_experts = {c.n_experts}], got {c.top_k!r}")
+    for key in ("weight_decay", "grad_clip", "aux_loss_coef"):
         if not getattr(c, key) >= 0:
             raise InputError(f"{key}: must be >= 0, got {getattr(c, key)!r}")
     for key in ("warmup_frac", "min_lr_ratio", "decay_frac", "beta1", "beta2"):
@@ -126,12 +140,32 @@ class Runtime:
     peak_flops: float = 0.0  # 0: look up (GPU) or measure (CPU)
 
 
-def build_model(c: TrainConfig) -> torch.nn.Module:
-    """The GPT of a config (output head tied to the token embedding, no dropout)."""
-    from models.gpt import GPT, GPTConfig
+def model_config(c: TrainConfig):
+    """The GPTConfig (dense) or MoEConfig (``n_experts > 0``) of a run: head tied to the token
+    embedding, no dropout."""
+    from models.gpt import GPTConfig
+    from models.moe import MoEConfig
 
-    return GPT(GPTConfig(vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
-                         block_size=c.seq_len, tie_embeddings=True, dropout=0.0))
+    shape = dict(vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
+                 block_size=c.seq_len, tie_embeddings=True, dropout=0.0)
+    if c.n_experts:
+        return MoEConfig(**shape, n_experts=c.n_experts, top_k=c.top_k, aux_loss_coef=c.aux_loss_coef)
+    return GPTConfig(**shape)
+
+
+def build_model(c: TrainConfig) -> torch.nn.Module:
+    """The GPT (or MoE GPT) of a config."""
+    from models.gpt import GPT
+    from models.moe import MoEGPT
+
+    cfg = model_config(c)
+    return MoEGPT(cfg) if c.n_experts else GPT(cfg)
+
+
+def counted_params(c: TrainConfig) -> int:
+    """N of a run: non-embedding parameters, active ones for an MoE (from the config's formula)."""
+    cfg = model_config(c)
+    return cfg.num_params(non_embedding=True, active=True) if c.n_experts else cfg.num_params(non_embedding=True)
 
 
 def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = None, *, runtime: Runtime = Runtime(),
@@ -147,7 +181,7 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
         torch.set_num_threads(runtime.threads)
     torch.manual_seed(c.seed)
     model = build_model(c).to(device)
-    n_params = model.num_params(non_embedding=True)
+    n_params = model.num_params(non_embedding=True, active=True) if c.n_experts else model.num_params(non_embedding=True)
     n_total = model.num_params(non_embedding=False)
     flops_per_token = matmul_flops_per_token(c)
     optimizer = model.configure_optimizer(c.lr, c.weight_decay, betas=(c.beta1, c.beta2))
@@ -172,7 +206,9 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
         with torch.no_grad(), autocast:
             for i in range(0, len(val), micro):
                 batch = torch.from_numpy(val[i:i + micro].astype(np.int64)).to(device)
-                _, loss = step_model(*_inputs_targets(batch))
+                inputs, targets = _inputs_targets(batch)
+                logits, _ = step_model(inputs, targets)
+                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))  # no MoE aux term
                 total += float(loss) * batch.shape[0]
                 count += batch.shape[0]
         model.train()
@@ -235,6 +271,8 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
         "n_head": c.n_head,
         "n_embd": c.n_embd,
         "vocab_size": c.vocab_size,
+        "n_experts": c.n_experts,
+        "top_k": c.top_k if c.n_experts else 0,
         "schedule": c.schedule,
         "steps": S,
         "flops": 6.0 * n_params * c.tokens,
@@ -262,11 +300,12 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
 
 def matmul_flops_per_token(c: TrainConfig) -> float:
     """Training FLOPs per token of every matmul: DeepSeek's M = 72 L d^2 + 12 L d T (blocks and
-    attention scores) plus 6 d V for the output layer, which dominates tiny models."""
-    from models.gpt import GPTConfig
-
-    shape = GPTConfig(vocab_size=c.vocab_size, n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.seq_len)
-    return shape.flops_per_token(c.seq_len, kind="deepseek") + 6.0 * c.n_embd * c.vocab_size
+    attention scores) plus 6 d V for the output layer, which dominates tiny models. For an MoE,
+    6·N_active + 12 L d T + 6 d V (N_active counts the router and the k active experts)."""
+    head = 6.0 * c.n_embd * c.vocab_size
+    if c.n_experts:
+        return 6.0 * counted_params(c) + 12.0 * c.n_layer * c.n_embd * c.seq_len + head
+    return model_config(c).flops_per_token(c.seq_len, kind="deepseek") + head
 
 
 def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, micro: int,
