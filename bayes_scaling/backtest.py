@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--target-accept", type=float, default=0.99,
+                   help="NUTS target acceptance (default 0.99, as in bayes_scaling.fit: small steps through the per-N funnel)")
     return p
 
 
@@ -244,9 +246,12 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--ci-prob must be in (0, 1), got {args.ci_prob:g}")
         if min(args.draws, args.tune, args.chains) < 1:
             raise InputError("--draws, --tune and --chains must be >= 1")
+        if not 0.5 <= args.target_accept < 1:
+            raise InputError(f"--target-accept {args.target_accept}: must be in [0.5, 1)")
         loaded = load_runs(args.data)
         surface_data(loaded.runs, window=args.window, source=loaded.source)   # fail fast on best-runs-only tables
-        config = SamplerConfig(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
+        config = SamplerConfig(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                               target_accept=args.target_accept)
         print(f"backtest of {', '.join(models)} on {loaded.source} ({len(loaded.runs)} runs), splits: {', '.join(splits)}")
         table = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=args.ci_prob,
                              window=args.window, slopes=args.slopes, source=loaded.source)

@@ -66,6 +66,7 @@ def test_cli_end_to_end_on_a_simulated_sweep(tmp_path, repo_root):
     (("--data", "no/such/file.csv"), "no such file"),
     (("--data", "blog-partII"), "needs a sweep"),
     (("--models", "ols,magic"), "--models: magic"),
+    (("--target-accept", "1.2"), "--target-accept 1.2"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, repo_root, args, message):
     res = _cli(*args, "--out", str(tmp_path / "bt"), cwd=repo_root)
