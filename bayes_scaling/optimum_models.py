@@ -96,10 +96,20 @@ def _coords(data: QuantityData) -> dict[str, list]:
     return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels], "cell_column": list(CELL_COLUMNS)}
 
 
+def data_table(name: str, values: np.ndarray, columns: tuple[str, ...], dim: str,
+               integers: tuple[str, ...] = ()) -> dict[str, pt.TensorVariable]:
+    """Register ``values`` (one row per name in ``columns``, one column per ``dim`` entry) as the
+    single ``pm.Data`` ``name`` with dims (``{dim}_column``, ``dim``); return its rows by name,
+    those in ``integers`` (stored as floats) cast back to int64."""
+    table = pm.Data(name, values, dims=(f"{dim}_column", dim))
+    rows = {column: table[i] for i, column in enumerate(columns)}
+    for column in integers:
+        rows[column] = pt.cast(pt.round(rows[column]), "int64")
+    return rows
+
+
 def _linear_part(data: QuantityData, centers: Centers):
-    table = pm.Data("cells", data_arrays(data, centers)["cells"], dims=("cell_column", "cell"))
-    d = {name: table[i] for i, name in enumerate(CELL_COLUMNS)}
-    d["n_index"] = pt.cast(pt.round(d["n_index"]), "int64")
+    d = data_table("cells", data_arrays(data, centers)["cells"], CELL_COLUMNS, "cell", integers=("n_index",))
     a = pm.Normal("a", mu=d["a_loc"][0], sigma=2.0)
     b = pm.Normal("b", mu=0.0, sigma=1.0)
     c = pm.Normal("c", mu=0.0, sigma=1.0)

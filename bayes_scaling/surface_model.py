@@ -43,7 +43,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayes_scaling.optimum_models import SIGMA_PRIOR_MEAN, TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA
+from bayes_scaling.optimum_models import SIGMA_PRIOR_MEAN, TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, data_table
 from bayes_scaling.surface_data import SurfaceData
 
 SLOPES = ("pooled", "per_n")
@@ -124,11 +124,8 @@ def build_surface(data: SurfaceData, *, slopes: str = "pooled") -> pm.Model:
         raise ValueError(f"slopes must be one of {SLOPES}, got {slopes!r}")
     arrays = data_arrays(data)
     with pm.Model(coords=coords(data)) as model:
-        runs = pm.Data("runs", arrays["runs"], dims=("run_column", "run"))
-        cells = pm.Data("cells", arrays["cells"], dims=("cell_column", "cell"))
-        d = {k: runs[i] for i, k in enumerate(RUN_COLUMNS)} | {k: cells[i] for i, k in enumerate(CELL_COLUMNS)}
-        for k in ("censored", "run_cell", "n_index"):
-            d[k] = pt.cast(pt.round(d[k]), "int64")
+        d = (data_table("runs", arrays["runs"], RUN_COLUMNS, "run", integers=("censored", "run_cell"))
+             | data_table("cells", arrays["cells"], CELL_COLUMNS, "cell", integers=("n_index",)))
         d["a_loc"] = pt.stack([d["a_loc_lr"][0], d["a_loc_batch_size"][0]])
         # scaling laws of the two optima (names and centring as in optimum_models)
         a = pm.Normal("a", mu=d["a_loc"], sigma=2.0, dims="quantity")

@@ -45,8 +45,9 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
-    def num_params(self, non_embedding: bool = True) -> int:
-        """Parameter count by the formula in the module docstring."""
+    def num_params(self, non_embedding: bool = True, active: bool = False) -> int:
+        """Parameter count by the formula in the module docstring (``active``: the ones a token
+        uses — all of them in a dense model; the MoE subclass counts its k active experts)."""
         d, L = self.n_embd, self.n_layer
         n = L * (12 * d * d + 13 * d) + 2 * d
         return n if non_embedding else n + self.embedding_params()
@@ -158,8 +159,9 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def num_params(self, non_embedding: bool = True) -> int:
-        """Counted from the module itself (shared tensors once); equals the config's formula."""
+    def num_params(self, non_embedding: bool = True, active: bool = False) -> int:
+        """Counted from the module itself (shared tensors once); equals the config's formula.
+        ``active`` changes nothing in a dense model (every parameter is used by every token)."""
         seen: dict[int, int] = {id(p): p.numel() for p in self.parameters()}
         total = sum(seen.values())
         if not non_embedding:

@@ -164,8 +164,7 @@ def build_model(c: TrainConfig) -> torch.nn.Module:
 
 def counted_params(c: TrainConfig) -> int:
     """N of a run: non-embedding parameters, active ones for an MoE (from the config's formula)."""
-    cfg = model_config(c)
-    return cfg.num_params(non_embedding=True, active=True) if c.n_experts else cfg.num_params(non_embedding=True)
+    return model_config(c).num_params(non_embedding=True, active=True)
 
 
 def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = None, *, runtime: Runtime = Runtime(),
@@ -181,7 +180,7 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
         torch.set_num_threads(runtime.threads)
     torch.manual_seed(c.seed)
     model = build_model(c).to(device)
-    n_params = model.num_params(non_embedding=True, active=True) if c.n_experts else model.num_params(non_embedding=True)
+    n_params = model.num_params(non_embedding=True, active=True)
     n_total = model.num_params(non_embedding=False)
     flops_per_token = matmul_flops_per_token(c)
     optimizer = model.configure_optimizer(c.lr, c.weight_decay, betas=(c.beta1, c.beta2))
@@ -207,8 +206,8 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
             for i in range(0, len(val), micro):
                 batch = torch.from_numpy(val[i:i + micro].astype(np.int64)).to(device)
                 inputs, targets = _inputs_targets(batch)
-                logits, _ = step_model(inputs, targets)
-                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))  # no MoE aux term
+                logits, _ = step_model(inputs)  # no targets: the model adds no MoE balancing term
+                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
                 total += float(loss) * batch.shape[0]
                 count += batch.shape[0]
         model.train()
