@@ -22,9 +22,9 @@ turns into a step function of μ (a cliff at every cell edge) that NUTS cannot f
 The data enter as one ``pm.Data`` table, ``cells`` (rows ``CELL_COLUMNS``, one column per
 cell), so that one compiled model serves both quantities and every leave-out refit
 (``nutpie``'s ``with_data``). One table rather than an array per field because nutpie's
-compile time grows with the number of shared arrays (≈ 0.8 s each: 7 arrays took 9 s to
-compile, one table 3 s — ``benchmarks/bench_fit.py``); the prior location ȳ rides along
-as a constant row for the same reason.
+compile time grows with the number of shared arrays (8 arrays compile in ~2.5× the time of
+one table: ``benchmarks/bench_compile.py``); the prior location ȳ rides along as a
+constant row for the same reason.
 """
 
 from __future__ import annotations
