@@ -24,11 +24,11 @@ import time
 
 import pandas as pd
 
-from bayes_scaling.api import Fitter
-from bayes_scaling.datasets import load_runs
-from bayes_scaling.optimum_models import MODELS
-from bayes_scaling.runtable import best_runs
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.inputs.datasets import load_runs
+from bayes_scaling.optimum.spec import registry
+from bayes_scaling.inputs.runtable import best_runs
+from bayes_scaling.inference.config import SamplerConfig
 
 
 def time_models(dataset: str, sampler: str) -> list[dict]:
@@ -42,7 +42,7 @@ def time_models(dataset: str, sampler: str) -> list[dict]:
     ols_s = (time.perf_counter() - t0) / 2
     rows.append({"dataset": dataset, "sampler": "-", "model": "ols", "first_s": ols_s, "second_s": ols_s,
                  "divergences": 0, "max_rhat": float("nan")})
-    for model in MODELS:
+    for model in [name for name, spec in registry().items() if spec.bayesian]:
         times, div, rhat = [], 0, 0.0
         for q in ("lr", "batch_size"):
             fit = fitter.fit(model, best.quantity(q))

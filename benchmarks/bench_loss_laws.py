@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayes_scaling.laws_common import fit_law
-from bayes_scaling.loss_laws import build_law
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.laws.base import fit_law, registry
 
 
 def main() -> None:
@@ -22,7 +21,7 @@ def main() -> None:
     print(f"{'law':<12}{'data':<12}{'rows':>6}{'wall s':>9}  diagnostics")
     for law_name, data in (("chinchilla", "chinchilla"), ("isoflop", "porian"), ("isoflop", "chinchilla"),
                            ("envelope", "chinchilla"), ("kaplan", "chinchilla")):
-        law, _ = build_law(law_name, data)
+        law, _, _ = registry()[law_name].from_data(data)
         fit = fit_law(law, config)
         print(f"{law_name:<12}{data:<12}{len(law.table):>6}{fit.wall_s:>9.1f}  {fit.diagnostics.describe()}")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bayes_scaling.api import Fitter
-from bayes_scaling.datasets import load_runs
-from bayes_scaling.runtable import QUANTITIES, best_runs
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.surface import fit_surface
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.inputs.datasets import load_runs
+from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.surface.fit import fit_surface
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.calibration import Design, coverage_table, sbc_best_run, sbc_surface
-from bayes_scaling.datasets import load_runs
+from bayes_scaling.evaluation.calibration import Design, coverage_table, sbc_best_run, sbc_surface
+from bayes_scaling.inputs.datasets import load_runs
 from bayes_scaling.io import atomic_path, write_csv
-from bayes_scaling.optimum_models import MODELS
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.optimum.spec import registry
+from bayes_scaling.inference.config import SamplerConfig
 
 
 def rank_histograms(sbc: pd.DataFrame, path: Path, bins: int = 10) -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--out", default="sbc", help="output folder")
     p.add_argument("--sims", type=int, default=50, help="simulations per best-run model (default 50)")
     p.add_argument("--surface-sims", type=int, default=8, help="simulations of the surface model (default 8)")
-    p.add_argument("--models", default=",".join(MODELS + ("surface",)))
+    p.add_argument("--models", default=",".join([n for n, s in registry().items() if s.bayesian] + ["surface"]))
     p.add_argument("--draws", type=int, default=250, help="draws per chain (default 250)")
     p.add_argument("--tune", type=int, default=400)
     p.add_argument("--chains", type=int, default=2)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.api import ALL_MODELS, Fitter
-from bayes_scaling.datasets import load_runs
-from bayes_scaling.runtable import QUANTITIES, BestRuns, best_runs
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.optimum.spec import registry
+from bayes_scaling.inputs.datasets import load_runs
+from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs
+from bayes_scaling.inference.config import SamplerConfig
 
 
 def holdout_largest_n(best: BestRuns, config: SamplerConfig, ci_prob: float = 0.9) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def holdout_largest_n(best: BestRuns, config: SamplerConfig, ci_prob: float = 0.
     rows = []
     for q, col in QUANTITIES.items():
         data = train.quantity(q)
-        for model in ALL_MODELS:
+        for model in registry():
             fit = fitter.fit(model, data)
             draws = fit.log_draws(test["N"].to_numpy(), test["D"].to_numpy(), seed=config.seed)
             lo, med, hi = np.quantile(draws, [tail, 0.5, 1 - tail], axis=0)

@@ -16,9 +16,9 @@ import argparse
 
 import numpy as np
 
-from bayes_scaling.datasets import load_runs
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.surface import fit_surface
+from bayes_scaling.inputs.datasets import load_runs
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.surface.fit import fit_surface
 
 
 def main() -> None:

@@ -13,10 +13,8 @@ LayerNorm layers with biases:
     embedding:  V·d (tokens) + T·d (positions) [+ V·d for an untied head]
 "N" everywhere in this project means the non-embedding count (Kaplan et al. 2020).
 
-Training FLOPs per token:
-    "6N"        6·N                                  (Kaplan's C ≈ 6ND)
-    "deepseek"  M = 72·L·d² + 12·L·d·l_seq          (DeepSeek LLM 2024: non-embedding
-                matmuls incl. attention scores, no vocabulary projection)
+Training FLOPs per token: "6N" (6·N) or "deepseek" (M = 72·L·d² + 12·L·d·l_seq), by the
+formulas of ``models.flops``, their one owner.
 """
 
 from __future__ import annotations
@@ -27,6 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models import flops
 
 
 @dataclass
@@ -60,11 +60,10 @@ class GPTConfig:
     def flops_per_token(self, seq_len: int | None = None, kind: str = "6N") -> float:
         """Training (forward + backward) FLOPs per token: 6N or DeepSeek's M."""
         if kind == "6N":
-            return 6.0 * self.num_params(non_embedding=True)
+            return flops.six_n(self.num_params(non_embedding=True))
         if kind == "deepseek":
-            l_seq = seq_len or self.block_size
-            return 72.0 * self.n_layer * self.n_embd**2 + 12.0 * self.n_layer * self.n_embd * l_seq
-        raise ValueError(f"kind must be '6N' or 'deepseek', got {kind!r}")
+            return flops.deepseek(self.n_layer, self.n_embd, seq_len or self.block_size)
+        raise ValueError(f"kind must be one of {flops.FLOPS_KINDS}, got {kind!r}")
 
 
 class CausalSelfAttention(nn.Module):
@@ -172,7 +171,7 @@ class GPT(nn.Module):
     def flops_per_token(self, seq_len: int | None = None, kind: str = "6N") -> float:
         """Training FLOPs per token (see GPTConfig.flops_per_token)."""
         if kind == "6N":
-            return 6.0 * self.num_params(non_embedding=True)
+            return flops.six_n(self.num_params(non_embedding=True))
         return self.config.flops_per_token(seq_len, kind)
 
     def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95)

@@ -11,8 +11,9 @@ aux = 1 when routing is perfectly balanced and → E when it collapses onto one 
 model adds ``aux_loss_coef`` × (mean aux over layers) to the language-model loss.
 
 Parameters per block: attention 4d² + 4d, LayerNorms 4d, router d·E, experts E·(8d² + 5d);
-*active* per token: the same with k experts instead of E. N (non-embedding) and the FLOPs
-per token (6·N_active) follow gpt.py's conventions.
+*active* per token: the same with k experts instead of E. N (non-embedding) follows gpt.py's
+conventions; the FLOPs per token are 6·N_active ("6N") or 6·N_active plus the attention
+scores 12·L·d·l_seq ("deepseek": DeepSeek's M with the active experts), by ``models.flops``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models import flops
 from models.gpt import GPT, MLP, Block, GPTConfig
 
 
@@ -46,9 +48,12 @@ class MoEConfig(GPTConfig):
         return n if non_embedding else n + self.embedding_params()
 
     def flops_per_token(self, seq_len: int | None = None, kind: str = "6N") -> float:
+        six_n = flops.six_n(self.num_params(non_embedding=True, active=True))
         if kind == "6N":
-            return 6.0 * self.num_params(non_embedding=True, active=True)
-        raise ValueError("an MoE's FLOPs are given as 6·N_active (kind='6N')")
+            return six_n
+        if kind == "deepseek":
+            return six_n + flops.attention_scores(self.n_layer, self.n_embd, seq_len or self.block_size)
+        raise ValueError(f"kind must be one of {flops.FLOPS_KINDS}, got {kind!r}")
 
 
 class MoELayer(nn.Module):

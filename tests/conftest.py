@@ -35,3 +35,23 @@ def execute_notebook(path: Path, *, timeout: int = 900, env: dict[str, str] | No
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+#: What every command's manifest.json records (the one command contract).
+MANIFEST_KEYS = {"command", "data", "seed", "sampler", "diagnostics", "wall_time_s", "versions", "files"}
+
+
+def assert_manifest(out: Path, command: str) -> dict:
+    """The run's manifest holds the contract's keys, names the files really written, and every data
+    source it used has a sha256."""
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(manifest), MANIFEST_KEYS - set(manifest)
+    assert manifest["command"].startswith(f"python -m bayes_scaling.{command}")
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert sorted(manifest["files"]) == written
+    sources = [manifest["data"]] if "sha256" in manifest["data"] else list(manifest["data"].values())
+    assert all(len(s["sha256"]) == 64 for s in sources)
+    assert {"pymc", "arviz", "numpy", "python"} <= set(manifest["versions"])
+    return manifest

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bayes_scaling.api import Fitter, OptimumFit
-from bayes_scaling.grids import Grid
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.simulate import TrueLaw, simulate_best_runs
+from bayes_scaling.optimum.fit import Fitter, OptimumFit
+from bayes_scaling.inputs.grids import Grid
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.evaluation.simulate import TrueLaw, simulate_best_runs
 
 LAW = TrueLaw(intercept=-3.2, b=-0.5, c=0.3, sigma=0.1, tau_c=0.1)
 
@@ -29,8 +29,8 @@ def test_ols_paired_draws_are_the_bootstrap_lines_by_hand(fits):
     N = np.array([1e9, 2e9, 4e9])
     D = np.array([1e10, 1e11, 1e12])
     got = ols.sample_paired(N, D, np.random.default_rng(0))
-    beta = ols.ols.boot_coef[:3]
-    expected = np.exp(beta[:, 0] + beta[:, 1] * np.log(N) + beta[:, 2] * np.log(D))
+    beta = {k: v[:3] for k, v in ols.coefficient_draws().items()}   # the first three bootstrap lines
+    expected = np.exp(beta["intercept"] + beta["b_N"] * np.log(N) + beta["c_D"] * np.log(D))
     np.testing.assert_allclose(got, expected)
 
 

@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_manifest
 
-from bayes_scaling.backtest import folds, measured_surface, steplaw_formula
+from bayes_scaling.evaluation.backtest import folds, measured_surface, steplaw_formula
 from test_surface import known_sweep
 
 COLUMNS = {"ci_prob", "split", "fold", "n_train_cells", "fit_ok", "wall_s", "model", "N", "D", "quantity", "measured",
@@ -59,6 +60,7 @@ def test_cli_end_to_end_on_a_simulated_sweep(tmp_path, repo_root):
     assert len(table) == 4 * 2 * 2                         # models × held-out cells (N = 4e8) × optima
     assert table["regret"].ge(0).all()
     assert (out / "ranking.csv").exists() and (out / "backtest.png").exists()
+    assert_manifest(out, "backtest")
     assert "ranking" in res.stdout
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayes_scaling.calibration import (coverage_table, draw_law, quantize, rank_and_cover, sbc_best_run,
+from bayes_scaling.evaluation.calibration import (coverage_table, draw_law, quantize, rank_and_cover, sbc_best_run,
                                        simulate_sweep)
-from bayes_scaling.runtable import validate_runs
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.inputs.runtable import validate_runs
+from bayes_scaling.inference.config import SamplerConfig
 from test_surface import known_design
 
 
@@ -25,7 +25,7 @@ def test_prior_draws_keep_optima_inside_the_grid_and_quantize_to_their_cell():
     for q in ("lr", "batch_size"):
         th, z = draw_law("hierarchical", design, q, rng)
         grid = design.log_grid[q]
-        assert np.all((z > grid[0]) & (z < grid[-1])) and th["c_n"].shape == (3,)
+        assert np.all((z > grid[0]) & (z < grid[-1])) and th["c_n"].sizes["N_level"] == 3
         data = quantize(z, design, q, rng)
         assert np.all(np.isin(data.y, grid))
         assert np.all((data.lo < data.y) & (data.y < data.hi))

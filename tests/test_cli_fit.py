@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_manifest
 
-from bayes_scaling.api import ALL_MODELS, OptimumFit
-from bayes_scaling.baseline import fit_ols
-from bayes_scaling.datasets import DATASETS, load_runs
-import bayes_scaling.fit as fit_cli
+from bayes_scaling import catalog
+from bayes_scaling.optimum.fit import OptimumFit
+from bayes_scaling.optimum.specs.ols import fit_ols
+from bayes_scaling.inputs.datasets import DATASETS, load_runs
 from bayes_scaling.fit import main
-from bayes_scaling.runtable import best_runs
+from bayes_scaling.inputs.runtable import best_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -85,7 +86,7 @@ BAD_OPTIONS = [
     ("target-words", ["--target", "big,long"], ["--target"]),
     ("target-negative", ["--target", "4e9,1e11", "--target=-1,1e11"], ["--target", "positive"]),
     ("target-three", ["--target", "4e9,1e11,3"], ["--target"]),
-    ("models-unknown", ["--models", "ols,bogus"], ["--models", "bogus", *ALL_MODELS]),
+    ("models-unknown", ["--models", "ols,bogus"], ["--models", "bogus", *catalog.kinds()]),
     ("models-empty", ["--models", ","], ["--models", "empty"]),
     ("lr-grid-two-parts", ["--lr-grid", "2^-12:2^-8"], ["--lr-grid", "BASE^LO:BASE^HI:STEP"]),
     ("lr-grid-reversed", ["--lr-grid", "2^-8:2^-12:1"], ["--lr-grid", "LO <= HI"]),
@@ -161,7 +162,7 @@ def test_help_lists_models_and_syntax(capsys):
         main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for model in getattr(fit_cli, "CLI_MODELS", ALL_MODELS):
+    for model in catalog.kinds():
         assert model in text
     for syntax in ("--target", "N,D", "--lr-grid", "2^-12:2^-8:1", "--batch-grid", "--models", "--data"):
         assert syntax in text
@@ -233,7 +234,7 @@ def test_exponents_compare_and_best_runs_csv(cli_run):
 
 def test_manifest(cli_run):
     out, _ = cli_run
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = assert_manifest(out, "fit")
     sha = hashlib.sha256(DATASETS["blog-partII"].path.read_bytes()).hexdigest()
     assert manifest["data"]["sha256"] == sha
     assert manifest["data"]["source"] == "blog-partII"

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_scaling.datasets import DATASETS, STEPLAW_SEQ_LEN, load_runs
+from bayes_scaling.inputs.datasets import DATASETS, STEPLAW_SEQ_LEN, load_runs
 from bayes_scaling.errors import InputError
-from bayes_scaling.runtable import REQUIRED, best_runs
+from bayes_scaling.inputs.runtable import REQUIRED, best_runs
 
 
 def _best(loaded):

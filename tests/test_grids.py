@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.grids import Grid, cell_log_bounds, merge_close
+from bayes_scaling.inputs.grids import Grid, cell_log_bounds, merge_close
 
 
 def test_power_spec_gives_exact_powers_of_two():

@@ -7,7 +7,8 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from bayes_scaling.likelihood import interval_logp_np, interval_logp_pt
+from bayes_scaling.math.censored import interval_logp as interval_logp_np
+from bayes_scaling.optimum.likelihood import interval_logp_pt
 
 
 def phi_cdf(x: float) -> float:

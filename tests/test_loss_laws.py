@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_manifest
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.laws_common import fit_law
-from bayes_scaling.laws_critical_batch import CriticalBatchLaw
-from bayes_scaling.laws_envelope import EnvelopeLaw, lower_envelope
-from bayes_scaling.laws_isoflop import IsoflopLaw
-from bayes_scaling.laws_kaplan import KaplanLaw
-from bayes_scaling.laws_parametric import EPOCH_REFERENCE, ParametricLaw
-from bayes_scaling.loss_data import assign_budgets, load_chinchilla, load_loss_table, load_porian, runs_to_loss_table
-from bayes_scaling.loss_laws import run_law
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.laws.base import fit_law
+from bayes_scaling.laws.critical_batch import CriticalBatchLaw
+from bayes_scaling.laws.envelope import EnvelopeLaw, lower_envelope
+from bayes_scaling.laws.isoflop import IsoflopLaw
+from bayes_scaling.laws.kaplan import KaplanLaw
+from bayes_scaling.laws.chinchilla import EPOCH_REFERENCE, ParametricLaw
+from bayes_scaling.inputs.loss_tables import assign_budgets, load_chinchilla, load_loss_table, load_porian, runs_to_loss_table
+from bayes_scaling.fit import main
+from bayes_scaling.inference.config import SamplerConfig
 
 CONFIG = SamplerConfig(draws=1000, tune=1000, chains=2, seed=1)
 SMALL = SamplerConfig(draws=500, tune=500, chains=2, seed=2)
@@ -148,7 +150,7 @@ def test_porian_default_setting_and_filters():
     table = load_porian()
     assert len(table) == 121 and table["budget"].nunique() == 12
     np.testing.assert_allclose(6 * table["N"] * table["D"], table["C"], rtol=1e-6)
-    owt, label = load_loss_table("porian:dataset=owt2,hparams=base,decay=kaplan,warmup=long")
+    owt, label, _ = load_loss_table("porian:dataset=owt2,hparams=base,decay=kaplan,warmup=long")
     assert len(owt) == 132 and "dataset=owt2" in label
     with pytest.raises(InputError, match="no rows"):
         load_loss_table("porian:dataset=nope")
@@ -173,36 +175,40 @@ def test_bad_run_table_names_the_row(tmp_path):
     assert len(failed) == 3  # a run without a final loss is dropped, not an error
 
 
-def _args(tmp_path, **kw) -> argparse.Namespace:
+def _law(tmp_path, **kw) -> list[str]:
+    """The argv of ``python -m bayes_scaling.fit --law …`` with small draws."""
     base = dict(law="chinchilla", data=None, out=tmp_path / "out", draws=300, tune=300, chains=2,
-                seed=0, sampler="nutpie", ci_prob=0.9, plots=True)
-    return argparse.Namespace(**{**base, **kw})
+                seed=0, sampler="nutpie", ci_prob=0.9)
+    opts = {**base, **kw}
+    argv = [a for k, v in opts.items() if v is not None for a in (f"--{k.replace('_', '-')}", str(v))]
+    return argv
 
 
 def test_run_law_writes_artifacts(tmp_path, capsys):
-    assert run_law(_args(tmp_path, law="isoflop")) == 0
+    assert main(_law(tmp_path, law="isoflop")) == 0
     out = tmp_path / "out"
     params = pd.read_csv(out / "law_params.csv")
     assert {"param", "median", "lo", "hi", "reference"} <= set(params.columns)
     assert 0.4 < params.set_index("param").loc["a", "median"] < 0.6
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["law"] == "isoflop" and manifest["data"].startswith("porian")
+    manifest = assert_manifest(out, "fit")
+    assert manifest["law"] == "isoflop" and manifest["data"]["source"].startswith("porian")
     assert {"posterior/isoflop.nc", "optimal.csv", "plots/isoflop_curves.png"} <= set(manifest["files"])
     console = capsys.readouterr().out
     assert "diagnostics:" in console and "Chinchilla Method 2" in console and "tokens/param" in console
 
 
-def test_run_law_kaplan_on_a_steps_table_fits_the_critical_batch(tmp_path):
+def test_run_law_kaplan_on_a_steps_table_fits_the_critical_batch(tmp_path, capsys):
     path = tmp_path / "steps.csv"
     simulate_steps().to_csv(path, index=False)
-    assert run_law(_args(tmp_path, law="kaplan", data=str(path))) == 0
+    assert main(_law(tmp_path, law="kaplan", data=str(path))) == 0
     params = pd.read_csv(tmp_path / "out" / "law_params.csv").set_index("param")
     assert 0.15 < params.loc["alpha_B", "median"] < 0.27
     assert (tmp_path / "out" / "plots" / "critical_batch.png").exists()
     bad = simulate_steps().assign(steps=lambda f: f["steps"].where(f.index != 4, -1.0))
     bad.to_csv(path, index=False)
-    with pytest.raises(InputError, match=r"steps.csv:6: column 'steps'"):
-        run_law(_args(tmp_path, law="kaplan", data=str(path), out=tmp_path / "bad"))
+    assert main(_law(tmp_path, law="kaplan", data=str(path), out=tmp_path / "bad")) == 2
+    assert re.search(r"steps.csv:6: column 'steps'", capsys.readouterr().err)
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -211,7 +217,9 @@ def test_run_law_kaplan_on_a_steps_table_fits_the_critical_batch(tmp_path):
     (dict(ci_prob=1.5), "--ci-prob"),
     (dict(draws=0), "--draws"),
 ])
-def test_run_law_rejects_bad_input_and_writes_nothing(tmp_path, kw, message):
-    with pytest.raises(InputError, match=message):
-        run_law(_args(tmp_path, **kw))
+def test_run_law_rejects_bad_input_and_writes_nothing(tmp_path, capsys, kw, message):
+    with pytest.raises(SystemExit) if kw.get("law") == "nope" else contextlib.nullcontext():   # argparse's choices
+        assert main(_law(tmp_path, **kw)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

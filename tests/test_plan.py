@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_manifest
 
-from bayes_scaling.laws_common import fit_law, quantiles
-from bayes_scaling.laws_parametric import ParametricLaw
-from bayes_scaling.loss_data import load_chinchilla
-from bayes_scaling.plan import QUANTITIES, FlopsModel, compute_optimal, main, make_plan
-from bayes_scaling.sampling import SamplerConfig
+from bayes_scaling.laws.base import fit_law
+from bayes_scaling.math.draws import quantiles
+from bayes_scaling.laws.chinchilla import ParametricLaw
+from bayes_scaling.inputs.loss_tables import load_chinchilla
+from bayes_scaling.plan import main
+from bayes_scaling.planning.plan import QUANTITIES, FlopsModel, compute_optimal, make_plan
+from bayes_scaling.inference.config import SamplerConfig
 
 BUDGETS = np.array([1e21, 1e23])
 
@@ -89,7 +92,8 @@ def test_cli_writes_plan(tmp_path, capsys):
     at = draws[draws["compute"] == 1e21]
     row = table[(table["compute"] == 1e21) & (table["quantity"] == "lr")].iloc[0]
     np.testing.assert_allclose(np.median(at["lr"]), row["median"], rtol=1e-6)
-    assert (out / "plan.png").stat().st_size > 10_000 and (out / "manifest.json").exists()
+    assert (out / "plan.png").stat().st_size > 10_000
+    assert_manifest(out, "plan")
     console = capsys.readouterr().out
     assert "DeepSeek" in console and "20 tokens/param" in console and "C = 1e+21" in console
 
@@ -109,3 +113,18 @@ def test_cli_bad_input(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_planner_flops_are_the_models_flops():
+    """The planner's M(N) is the model's own FLOPs per token (models.flops owns both): for a GPT of
+    L layers, width d = aspect·L and N = 12·L·d², DeepSeek's M = 72·L·d² + 12·L·d·l_seq."""
+    from models.gpt import GPTConfig
+
+    for n_layer, aspect, seq_len in ((4, 64, 2048), (24, 128, 4096), (80, 128, 8192)):
+        cfg = GPTConfig(n_layer=n_layer, n_head=aspect * n_layer // 64, n_embd=aspect * n_layer, block_size=seq_len)
+        N = 12.0 * n_layer * cfg.n_embd**2
+        planner = FlopsModel("deepseek", seq_len=seq_len, aspect=aspect).per_token(np.array([N]))[0]
+        assert planner == pytest.approx(cfg.flops_per_token(seq_len, kind="deepseek"), rel=1e-12)
+        hand = 72 * n_layer * cfg.n_embd**2 + 12 * n_layer * cfg.n_embd * seq_len
+        assert planner == pytest.approx(hand, rel=1e-12)
+    assert FlopsModel("6ND").per_token(np.array([1e9]))[0] == 6e9

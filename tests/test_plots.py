@@ -6,11 +6,11 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from bayes_scaling import plots
-from bayes_scaling.api import Fitter
-from bayes_scaling.grids import Grid
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.simulate import TrueLaw, simulate_best_runs
+from bayes_scaling.report.figures import optimum as plots
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.inputs.grids import Grid
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.evaluation.simulate import TrueLaw, simulate_best_runs
 
 LAW = TrueLaw(intercept=-3.2, b=-0.5, c=0.3, sigma=0.1, tau_c=0.1)
 

@@ -5,12 +5,12 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from bayes_scaling import optimum_models
-from bayes_scaling.api import Fitter
-from bayes_scaling.compare import cell_loglik, compare
-from bayes_scaling.grids import Grid
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.simulate import TrueLaw, simulate_best_runs
+from bayes_scaling.optimum import spec as specs
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.optimum.compare import cell_loglik, compare
+from bayes_scaling.inputs.grids import Grid
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.evaluation.simulate import TrueLaw, simulate_best_runs
 
 SIZES = np.array([3e7, 1e8, 3e8, 1e9, 3e9])
 TOKENS = np.geomspace(1e9, 3.2e10, 6)
@@ -92,7 +92,7 @@ def test_numpy_log_likelihood_matches_pymc(fitter):
     for model in ("pooled", "quantized", "hierarchical"):
         fit = fitter.fit(model, data)
         ours = fit.idata["log_likelihood"]["q_obs"].transpose("chain", "draw", "cell").values
-        pm_model = optimum_models.build(model, data, fit.centers)
+        pm_model = specs.get(model).build(data, fit.centers)
         tree = xr.DataTree.from_dict({"posterior": fit.posterior})
         theirs = pm.compute_log_likelihood(tree, model=pm_model, progressbar=False)["log_likelihood"]["q_obs"]
         np.testing.assert_allclose(ours, theirs.transpose("chain", "draw", "cell").values, rtol=1e-6, atol=1e-8)

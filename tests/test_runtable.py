@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.grids import Grid
-from bayes_scaling.runtable import best_runs, read_table, validate_runs
+from bayes_scaling.inputs.grids import Grid
+from bayes_scaling.inputs.runtable import best_runs, read_table, validate_runs
 
 LN2 = math.log(2.0)
 LR_EXP = [-12, -11, -10, -9, -8]  # lr = 2^e

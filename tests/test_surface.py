@@ -7,13 +7,15 @@ import pandas as pd
 import pytest
 import scipy.stats as st
 
-from bayes_scaling.calibration import Design, sweep_runs
+from bayes_scaling.evaluation.calibration import Design, sweep_runs
 from bayes_scaling.errors import InputError
-from bayes_scaling.runtable import validate_runs
-from bayes_scaling.sampling import SamplerConfig
-from bayes_scaling.surface import fit_surface
-from bayes_scaling.surface_data import surface_data
-from bayes_scaling.surface_model import bowl, linex_root, t4_logsf
+from bayes_scaling.inputs.runtable import validate_runs
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.surface.fit import fit_surface
+from bayes_scaling.surface.data import surface_data
+from bayes_scaling.math.bowl import bowl, linex_root
+from bayes_scaling.math.student_t import t4_logsf
+from bayes_scaling.report.figures.surface import plot_bowls
 
 TRUE = {"lr": {"b": -0.713, "c": 0.307}, "batch_size": {"b": 0.0, "c": 0.571}}
 
@@ -97,7 +99,7 @@ def test_optimum_fits_speak_the_optimumfit_interface(fitted, tmp_path):
     assert list(pred.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
     assert (pred["model"] == "surface").all() and (pred["lo"] < pred["median"]).all() and (pred["median"] < pred["hi"]).all()
     assert fits["batch_size"].diagnostics is sf.diagnostics
-    path = sf.plot_bowls(tmp_path / "bowls.png")
+    path = plot_bowls(sf, tmp_path / "bowls.png")
     assert path.stat().st_size > 10_000
 
 

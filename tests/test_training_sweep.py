@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-from bayes_scaling.datasets import load_runs  # noqa: E402
-from bayes_scaling.runtable import best_runs  # noqa: E402
+from bayes_scaling.inputs.datasets import load_runs  # noqa: E402
+from bayes_scaling.inputs.runtable import best_runs  # noqa: E402
 from training import sweep  # noqa: E402
 from training.claims import is_stale, release, try_claim  # noqa: E402
 from training.plan import build_plan, load_spec, read_plan  # noqa: E402

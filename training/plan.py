@@ -41,8 +41,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.grids import Grid
+from bayes_scaling.inputs.grids import Grid
 from bayes_scaling.io import write_json
+from models import flops
 from training.data import DataSpec, TokenData, prepare
 from training.trainer import Runtime, TrainConfig, counted_params
 
@@ -67,7 +68,7 @@ class PlannedRun:
 
     @property
     def flops(self) -> float:
-        return 6.0 * self.N * self.config.tokens
+        return flops.training_flops(self.N, self.config.tokens)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def build_plan(spec: dict, source: str = "spec", data_files: list[str] | None = 
         n_params = counted_params(_construct(TrainConfig, base | dict(tokens=data.seq_len, batch_tokens=data.seq_len, lr=1.0),
                                              f"{source}: run"))
         for d_value in d_values:
-            tokens = {"tokens": d_value, "tokens_per_param": d_value * n_params, "flops": d_value / (6 * n_params)}[d_key]
+            tokens = {"tokens": d_value, "tokens_per_param": d_value * n_params, "flops": d_value / flops.six_n(n_params)}[d_key]
             D = max(1, round(tokens / quantum)) * quantum
             for B in batches:
                 for lr in lrs:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_scaling.cli import ArgumentParser, guarded
-from bayes_scaling.errors import InputError
+from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.io import write_csv, write_parquet
 from training.claims import DEFAULT_STALE_AFTER_S, is_stale
 from training.plan import Plan, build_plan, load_spec, read_plan, write_plan
@@ -282,7 +281,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     print(f"collected {len(table)} of {len(plan.runs)} runs ({diverged} diverged) -> {csv_path}, {parquet_path}")
     if len(table) < len(plan.runs):
         print(f"note: {len(plan.runs) - len(table)} run(s) not finished; `run {args.plan_dir}` trains them", file=sys.stderr)
-    from bayes_scaling.runtable import validate_runs
+    from bayes_scaling.inputs.runtable import validate_runs
 
     try:
         validate_runs(table, source=str(csv_path))

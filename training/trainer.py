@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from bayes_scaling.errors import InputError
 from bayes_scaling.io import write_csv, write_json
+from models import flops
 from training.data import SequenceSampler, TokenData
 from training.schedule import SCHEDULES, lr_multiplier
 
@@ -274,7 +275,7 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
         "top_k": c.top_k if c.n_experts else 0,
         "schedule": c.schedule,
         "steps": S,
-        "flops": 6.0 * n_params * c.tokens,
+        "flops": flops.training_flops(n_params, c.tokens),
         "flops_per_token": flops_per_token,
         "tokens_per_s": tokens_per_s,
         "mfu": flops_per_token * tokens_per_s / peak if peak else float("nan"),
@@ -298,13 +299,10 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
 
 
 def matmul_flops_per_token(c: TrainConfig) -> float:
-    """Training FLOPs per token of every matmul: DeepSeek's M = 72 L d^2 + 12 L d T (blocks and
-    attention scores) plus 6 d V for the output layer, which dominates tiny models. For an MoE,
-    6·N_active + 12 L d T + 6 d V (N_active counts the router and the k active experts)."""
-    head = 6.0 * c.n_embd * c.vocab_size
-    if c.n_experts:
-        return 6.0 * counted_params(c) + 12.0 * c.n_layer * c.n_embd * c.seq_len + head
-    return model_config(c).flops_per_token(c.seq_len, kind="deepseek") + head
+    """Training FLOPs per token of every matmul: DeepSeek's M (``models.flops``: blocks and
+    attention scores; for an MoE with its k active experts and router) plus 6·d·V for the
+    output layer, which dominates tiny models."""
+    return model_config(c).flops_per_token(c.seq_len, kind="deepseek") + flops.six_n(c.n_embd * c.vocab_size)
 
 
 def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, micro: int,

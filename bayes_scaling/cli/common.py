@@ -1,0 +1,171 @@
+"""What every command line shares: its option groups, its output directory and manifest.
+
+The contract of ``fit``, ``fit --law``, ``plan``, ``backtest`` (and ``advise``):
+
+* the same flag for the same thing, from the option groups here: data (``--data``,
+  ``--lr-grid``, ``--batch-grid``), models (``--models``, ``--per-n-intercepts``, ``--slopes``,
+  ``--approx``), sampler (``--sampler --draws --tune --chains --seed --target-accept`` →
+  ``SamplerConfig.from_args``, whose defaults are the library's), output (``--out``,
+  ``--no-plots``, ``--strict``);
+* every option and the output directory are checked before any data is read or any model
+  fitted; bad input is one ``error:`` line and exit 2 (``errors.guarded``), Ctrl-C one line
+  and exit 130, a fit that fails its diagnostics under ``--strict`` exit 3;
+* output goes to ``--out`` or ``runs/<command>-<data>-<UTC time>/``, through a staging
+  directory (:class:`CommandRun`): the command's owned artifact set appears whole, with a
+  ``manifest.json`` (command, data sha256, versions, seed, sampler, diagnostics, wall time,
+  files) — or nothing appears.
+
+Light on purpose: nothing here imports PyMC or ArviZ, so ``--help`` and input errors answer
+at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bayes_scaling.errors import EXIT_STRICT, InputError
+from bayes_scaling.inference.config import MAX_REFITS, SAMPLERS, TARGET_ACCEPT, SamplerConfig
+from bayes_scaling.io import check_out_dir, staged_dir, write_json
+
+#: Packages whose versions every manifest records.
+VERSIONED = ("bayes-scaling", "pymc", "pytensor", "arviz", "arviz-stats", "nutpie", "numpy", "pandas", "xarray")
+DEFAULT_CI_PROB = 0.9
+SLOPES = ("pooled", "per_n")
+
+
+def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, grids: bool = True) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, metavar="NAME|PATH", help=help)
+    if grids:
+        g.add_argument("--lr-grid", metavar="SPEC",
+                       help="declared lr grid of a best-runs-only table, e.g. 2^-12:2^-8:1 (base^lo:base^hi:log-step) "
+                            "or 1e-3,2e-3,4e-3")
+        g.add_argument("--batch-grid", metavar="SPEC", help="declared batch-size grid in tokens, e.g. 2^16:2^19:1")
+
+
+def model_options(p: argparse.ArgumentParser, *, models_help: str, default_models: str | None = None) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--models", default=default_models, metavar="LIST", help=models_help)
+    g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    g.add_argument("--slopes", "--surface-slopes", dest="slopes", choices=SLOPES, default="pooled",
+                   help="surface model: one slope on log D, or per-N slopes (default pooled)")
+    g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
+
+
+def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None:
+    d = SamplerConfig()
+    g = p.add_argument_group("sampler")
+    g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"NUTS implementation (default {d.sampler})")
+    g.add_argument("--draws", type=int, default=d.draws, help=f"posterior draws per chain (default {d.draws})")
+    g.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
+    g.add_argument("--chains", type=int, default=d.chains, help=f"chains (default {d.chains}; {d.cores} at a time)")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    g.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
+                   help=f"NUTS target acceptance (default {TARGET_ACCEPT}: small steps through the per-N funnel)")
+    if refits:
+        g.add_argument("--max-refits", type=int, default=MAX_REFITS,
+                       help=f"exact LOO refits per model for points with Pareto k > 0.7 (default {MAX_REFITS})")
+
+
+def output_options(p: argparse.ArgumentParser, command: str) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")
+    g.add_argument("--no-plots", dest="plots", action="store_false", help="write no figures")
+    g.add_argument("--strict", action="store_true", help=f"exit {EXIT_STRICT} if any fit fails its convergence checks")
+
+
+def ci_prob_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ci-prob", type=float, default=DEFAULT_CI_PROB,
+                   help=f"equal-tailed credible interval mass (default {DEFAULT_CI_PROB})")
+
+
+def check_ci_prob(value: float) -> float:
+    if not 0 < value < 1:
+        raise InputError(f"--ci-prob {value}: must be between 0 and 1")
+    return value
+
+
+def check_max_refits(value: int) -> int:
+    if value < 0:
+        raise InputError(f"--max-refits {value}: must be >= 0")
+    return value
+
+
+def parse_targets(specs: list[str] | None, default: str) -> list[tuple[float, float]]:
+    """``--target N,D`` values (repeatable) → [(N, D)], positive and finite."""
+    targets = []
+    for spec in specs or [default]:
+        try:
+            n, d = (float(x) for x in spec.split(","))
+        except ValueError:
+            raise InputError(f"--target {spec!r}: expected N,D such as 4e9,1e11") from None
+        if not (0 < n < float("inf") and 0 < d < float("inf")):
+            raise InputError(f"--target {spec!r}: N and D must be positive and finite")
+        targets.append((n, d))
+    return targets
+
+
+def data_label(data: str) -> str:
+    """How a data source names an output directory: the bundled name, or the file's stem."""
+    return Path(data.split(":", 1)[0]).stem or "data"
+
+
+def default_out(command: str, label: str) -> Path:
+    return Path("runs") / f"{command}-{label}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class CommandRun:
+    """One run of a command: its checked output directory, its clock and its manifest.
+
+    Create it once the options are valid and before reading data (it checks ``out`` and
+    creates nothing); ``publish`` yields the staging directory and, when the block succeeds,
+    adds ``manifest.json`` and moves the owned artifact set into place.
+    """
+
+    def __init__(self, command: str, argv: list[str], out: Path | None, label: str, owned: tuple[str, ...]) -> None:
+        self.t0 = time.perf_counter()
+        self.command = command
+        self.argv = list(argv)
+        self.out = check_out_dir(out or default_out(command, label))
+        self.owned = tuple(owned) + ("manifest.json",)
+
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    @contextlib.contextmanager
+    def publish(self, manifest: dict) -> Iterator[Path]:
+        """Yield the staging directory; on success write ``manifest.json`` (``manifest`` plus the
+        command, versions, wall time and the files written) and publish the owned set."""
+        with staged_dir(self.out, owned=self.owned) as stage:
+            yield stage
+            files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+            write_json(stage / "manifest.json", {
+                "command": " ".join([f"python -m bayes_scaling.{self.command}", *self.argv]),
+                **manifest,
+                "wall_time_s": round(self.wall_s, 2),
+                "versions": versions(),
+                "files": files + ["manifest.json"],
+            })
+
+
+def strict_exit(failed: list[str], strict: bool) -> int:
+    """Exit code of a finished command: EXIT_STRICT when a fit failed its checks under --strict."""
+    return EXIT_STRICT if failed and strict else 0

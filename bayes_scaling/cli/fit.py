@@ -1,0 +1,203 @@
+"""``python -m bayes_scaling.fit`` — posteriors over the laws of η*(N, D) and B*(N, D).
+
+Reads a run table (a bundled dataset or your CSV/Parquet), keeps the best run of each
+(N, D) cell with the grid cell it won in, fits each model to each optimum, compares
+them by LOO, predicts the optimum at the target (N, D) with credible intervals and
+writes everything (CSV tables, netCDF posteriors, plots, a manifest) to --out.
+With ``--law`` it fits a loss law L(N, D) instead (``cli.law``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bayes_scaling import catalog
+from bayes_scaling.cli import common
+from bayes_scaling.errors import ArgumentParser, guarded
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.inputs.datasets import DATASETS
+from bayes_scaling.laws.base import registry as law_registry
+from bayes_scaling.surface.kind import check_approx
+
+DEFAULT_TARGET = "4e9,1e11"
+DEFAULT_DATA = "blog-partII"
+#: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
+#: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
+ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "surface_cells.csv",
+             "posterior", "plots")
+PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+
+
+def epilog() -> str:
+    return f"""\
+{catalog.help_text()}
+  (--per-n-intercepts adds per-N intercept offsets to the hierarchical model)
+
+data (--data): a bundled name ({", ".join(DATASETS)}) or a CSV/Parquet run table with
+  columns run_id, N, D, B, lr, loss [, status, seed, seq_len, ...]: one row per run.
+  Full sweeps carry their own grid; a best-runs-only table needs --lr-grid/--batch-grid.
+
+outputs (--out DIR): predictions.csv, exponents.csv, compare.csv, best_runs.csv,
+  posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots).
+
+loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
+
+examples:
+  python -m bayes_scaling.fit                                   # blog-partII, the default models
+  python -m bayes_scaling.fit --data steplaw-dense --target 4e9,1e11 --target 1e10,2e11
+  python -m bayes_scaling.fit --data runs.csv --lr-grid 2^-12:2^-6:0.5 --batch-grid 2^16:2^20:1
+  python -m bayes_scaling.fit --models quantized,hierarchical --draws 2000 --sampler pymc
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m bayes_scaling.fit",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common.data_options(p, default=None, help=f"bundled dataset name or run-table path (default: {DEFAULT_DATA}; "
+                                               "for --law, the law's dataset)")
+    common.model_options(p, models_help=f"comma-separated subset of {','.join(catalog.kinds())}")
+    p.add_argument_group("models").add_argument("--quantity", choices=("both", "lr", "batch_size"), default="both",
+                                                help="which optimum to fit (default both)")
+    p.add_argument("--law", choices=tuple(law_registry()), help="fit a loss law L(N, D) instead of the optima")
+    g = p.add_argument_group("prediction")
+    g.add_argument("--target", action="append", metavar="N,D",
+                   help=f"(N params, D tokens) to predict at; repeatable (default {DEFAULT_TARGET})")
+    common.ci_prob_option(g)
+    common.sampler_options(p, refits=True)
+    common.output_options(p, "fit")
+    return p
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Validate every option, then load, fit, compare, predict, write and report."""
+    models = catalog.parse_models(args.models)
+    targets = common.parse_targets(args.target, DEFAULT_TARGET)
+    ci_prob = common.check_ci_prob(args.ci_prob)
+    common.check_max_refits(args.max_refits)
+    config = SamplerConfig.from_args(args)
+    check_approx(args.approx)
+    data_name = args.data or DEFAULT_DATA
+    command = common.CommandRun("fit", argv, args.out, common.data_label(data_name), ARTIFACTS)
+
+    from bayes_scaling.inputs.datasets import load_runs
+
+    loaded = load_runs(data_name, lr_grid=args.lr_grid, batch_grid=args.batch_grid)
+
+    from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
+
+    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    quantities = list(QUANTITIES) if args.quantity == "both" else [args.quantity]
+    kinds = catalog.kinds()
+    print(f"bayes-scaling: {loaded.description}")
+    print(f"  {len(loaded.runs)} runs -> {len(best.frame)} best runs in {best.frame['N'].nunique()} model sizes; "
+          f"models {', '.join(models)}; {_methods(models, kinds, config, args.approx)}", flush=True)
+
+    import pandas as pd
+
+    from bayes_scaling.optimum.compare import compare
+    from bayes_scaling.optimum.fit import Fitter
+    from bayes_scaling.optimum.spec import ModelOptions
+
+    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
+
+    def announce(kind: str, quantity: str, fit) -> None:
+        label = "both" if quantity == "both" else quantity
+        note = f"{fit.method}; " if quantity == "both" else ""
+        extra = f"  {note}{fit.diagnostics.describe()}" if fit.diagnostics else ""
+        print(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}", flush=True)
+
+    fitted = catalog.fit_all(models, quantities, best, fitter, runs=loaded.runs, source=loaded.source,
+                             surface=catalog.SurfaceOptions(slopes=args.slopes, approx=args.approx), on_fit=announce)
+    fits = fitted.fits
+    every = [f for fq in fits.values() for f in fq.values()]
+    predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
+                             for f in every], ignore_index=True)
+    exponents = pd.concat([f.coefficients(ci_prob=ci_prob) for f in every], ignore_index=True)
+    compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
+    comparison = None
+    if len(compared) >= 2:
+        comparison = pd.concat([compare({m: fits[q][m] for m in compared}, best.quantity(q), fitter, args.max_refits)
+                                for q in quantities], ignore_index=True)
+    approximate = {name for name, sf in fitted.run_level.items() if sf.approximate}
+    diagnostics = {f"{m}/{q}": f.diagnostics.as_dict() for q, fq in fits.items() for m, f in fq.items()
+                   if f.diagnostics and m not in approximate}   # an approximation has no MCMC diagnostics
+
+    with command.publish({
+        "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
+                 "lr_grid": str(loaded.lr_grid) if loaded.lr_grid else "per-cell sweep",
+                 "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep"},
+        "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
+        "seed": config.seed, "sampler": config.as_dict() | {"per_n_intercepts": args.per_n_intercepts},
+        "run_level": {name: {"method": sf.method, "slopes": sf.slopes} for name, sf in fitted.run_level.items()},
+        "diagnostics": diagnostics,
+    }) as stage:
+        from bayes_scaling.io import write_csv
+
+        write_csv(stage / "best_runs.csv", best.frame)
+        write_csv(stage / "predictions.csv", predictions[PREDICTION_COLUMNS])
+        write_csv(stage / "exponents.csv", exponents)
+        if comparison is not None:
+            write_csv(stage / "compare.csv", comparison)
+        for q, fq in fits.items():
+            for m, f in fq.items():
+                if f.bayesian:
+                    f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
+        for sf in fitted.run_level.values():
+            write_csv(stage / "surface_cells.csv", sf.cell_optima(ci_prob=ci_prob))
+        if args.plots:
+            from bayes_scaling.report.figures import optimum as optimum_figures
+            from bayes_scaling.report.figures.surface import plot_bowls
+
+            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob)
+            for sf in fitted.run_level.values():
+                plot_bowls(sf, stage / "plots" / "surface_bowls.png")
+
+    from bayes_scaling.report import text
+
+    interval = "90% interval" if ci_prob == 0.9 else f"{ci_prob:.0%} interval"
+    print(f"\nexponents (median [{interval}]):")
+    print(text.exponents_text(exponents))
+    if comparison is not None:
+        print("\nLOO comparison (elpd of the observed grid cells; higher is better):")
+        print(text.compare_text(comparison))
+    print("\npredicted optimum:")
+    print(text.predictions_text(predictions))
+    if diagnostics:
+        print("\nsampler diagnostics:")
+        print(text.diagnostics_text(diagnostics))
+    failed = [k for k, d in diagnostics.items() if not d["ok"]]
+    if failed:
+        print(f"\nWARNING: {len(failed)} fit(s) failed convergence checks ({', '.join(failed)}): "
+              "treat their intervals with suspicion; try --draws/--tune larger or --target-accept 0.995",
+              file=sys.stderr)
+    print(f"\nwrote {command.out}/  ({command.wall_s:.1f} s)")
+    return common.strict_exit(failed, args.strict)
+
+
+def _methods(models: list[str], kinds: dict, config: SamplerConfig, approx: str | None) -> str:
+    """How the chosen kinds are fitted, as the header says it (no NUTS settings for an approximation)."""
+    parts = []
+    nuts = [m for m in models if kinds[m].bayesian and not (kinds[m].level == "runs" and approx)]
+    if nuts:
+        parts.append(f"sampler {config.sampler} ({config.chains}x{config.draws} draws)")
+    if any(kinds[m].level == "runs" for m in models) and approx:
+        parts.append(f"surface: {approx.upper()} (approximate)")
+    if not parts:
+        parts.append("least squares only")
+    return "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.law:
+        from bayes_scaling.cli.law import run_law
+
+        return guarded(lambda: run_law(args, argv))
+    return guarded(lambda: run(args, argv))

@@ -1,0 +1,128 @@
+"""``python -m bayes_scaling.plan`` — a FLOP budget → N*, D*, tokens/param, loss, η, B, with intervals.
+
+Fits the loss law (``chinchilla``: L = E + A/N^α + B/D^β) and the laws of the optimal learning
+rate and batch size, then propagates both posteriors draw by draw (``planning.plan``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bayes_scaling import catalog
+from bayes_scaling.cli import common
+from bayes_scaling.errors import ArgumentParser, InputError, guarded
+from bayes_scaling.inference.config import SamplerConfig
+
+FLOPS_MODELS = ("6ND", "deepseek")
+ARTIFACTS = ("plan.csv", "plan_draws.csv", "plan.png")
+DEFAULT_DATA = "blog-partII"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m bayes_scaling.plan",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Plan a training run for a FLOP budget with honest uncertainty.\n\n"
+            "Fits the loss law L(N, D) = E + A/N^alpha + B/D^beta (Chinchilla Method 3) and the\n"
+            "laws of the optimal learning rate and batch size, then for every posterior draw finds\n"
+            "the compute-optimal N*, D* for the budget and the lr / batch size at that (N*, D*).\n"
+            "Reports medians with equal-tailed intervals beside the 20 tokens/param rule and\n"
+            "DeepSeek's eta = 0.3118*C^-0.125, B = 0.2920*C^0.3271 (tokens)."
+        ),
+        epilog="example: python -m bayes_scaling.plan --compute 1e21 --compute 1e23 --max-N 7e10 --out runs/plan",
+    )
+    g = p.add_argument_group("budget")
+    g.add_argument("--compute", type=float, action="append", required=True, metavar="FLOPS",
+                   help="training budget in FLOPs (repeatable), e.g. 1e21")
+    g.add_argument("--max-N", type=float, default=None, help="largest model you can train (parameters); caps N*")
+    g.add_argument("--flops-model", choices=FLOPS_MODELS, default="6ND",
+                   help="C = 6*N*D (default) or DeepSeek's C = M*D, M = 72*L*d^2 + 12*L*d*seq_len")
+    g.add_argument("--seq-len", type=int, default=4096, help="sequence length for --flops-model deepseek (default 4096)")
+    g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
+    common.data_options(p, default=DEFAULT_DATA,
+                        help=f"run table for the lr / batch-size laws: bundled name or path (default {DEFAULT_DATA})")
+    p.add_argument_group("data").add_argument("--optimum-data", dest="data", help="the same as --data")
+    p.add_argument_group("data").add_argument(
+        "--loss-law-data", default="chinchilla",
+        help="loss table for the loss law: chinchilla (default), porian[:filters] or a CSV/Parquet run table")
+    g = p.add_argument_group("models")
+    g.add_argument("--optimum-model", default="hierarchical",
+                   help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical)")
+    g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    common.ci_prob_option(p)
+    common.sampler_options(p)
+    common.output_options(p, "plan")
+    p.add_argument("--no-plot", dest="plots", action="store_false", help=argparse.SUPPRESS)
+    return p
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Validate, fit both posteriors, plan, write plan.csv / plan_draws.csv / plan.png / manifest.json."""
+    ci_prob = common.check_ci_prob(args.ci_prob)
+    config = SamplerConfig.from_args(args)
+    if args.seq_len < 0 or not args.aspect > 0:
+        raise InputError(f"--seq-len must be >= 0 and --aspect > 0, got {args.seq_len} and {args.aspect}")
+    kinds = catalog.kinds()
+    if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
+        best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
+        raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
+    command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
+
+    from bayes_scaling.inputs.datasets import load_runs
+    from bayes_scaling.inputs.loss_tables import load_loss_table
+    from bayes_scaling.planning.plan import FlopsModel, check_budgets, draws_frame, make_plan, plan_grid
+
+    table, source, loss_sha = load_loss_table(args.loss_law_data)
+    check_budgets(args.compute, table, args.max_N, source)
+    loaded = load_runs(args.data, lr_grid=args.lr_grid, batch_grid=args.batch_grid)  # fails before any fitting
+
+    from bayes_scaling.inputs.runtable import best_runs
+    from bayes_scaling.io import write_csv
+    from bayes_scaling.laws.base import fit_law
+    from bayes_scaling.laws.chinchilla import ParametricLaw
+    from bayes_scaling.optimum.fit import Fitter
+    from bayes_scaling.optimum.spec import ModelOptions
+
+    loss_fit = fit_law(ParametricLaw(table), config)
+    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
+    optimum = {q: fitter.fit(args.optimum_model, best.quantity(q)) for q in ("lr", "batch_size")}
+    flops = FlopsModel(args.flops_model, args.seq_len, args.aspect)
+    plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
+    diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
+    with command.publish({
+        "data": {"loss_law": {"source": source, "sha256": loss_sha, "rows": len(table)},
+                 "optimum": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)}},
+        "compute": args.compute, "flops_model": args.flops_model, "max_N": args.max_N,
+        "optimum_model": args.optimum_model, "ci_prob": ci_prob, "seed": config.seed, "sampler": config.as_dict(),
+        "diagnostics": {k: d.as_dict() if d else None for k, d in diagnostics.items()},
+    }) as stage:
+        write_csv(stage / "plan.csv", plan.table)
+        write_csv(stage / "plan_draws.csv", draws_frame(plan))
+        if args.plots:
+            from bayes_scaling.report.figures.plan import plot_plan
+            from bayes_scaling.report.figures.save import save_figure
+
+            curve = make_plan(plan_grid(plan.budgets, table), loss_fit, optimum, flops=flops, max_N=args.max_N,
+                              ci_prob=ci_prob, seed=args.seed)
+            save_figure(plot_plan(plan, curve, ci_prob=ci_prob), stage / "plan.png")
+
+    from bayes_scaling.report.text import plan_text
+
+    print(plan_text(plan, ci_prob, table, flops))
+    failed = []
+    for name, d in diagnostics.items():
+        print(f"diagnostics {name}: {d.describe() if d else 'n/a'}")
+        if d is not None and not d.ok:
+            failed.append(name)
+            print(f"WARNING: the {name} fit did not converge; do not trust its intervals.", file=sys.stderr)
+    print(f"wrote {command.out}/")
+    return common.strict_exit(failed, args.strict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: run(args, argv))

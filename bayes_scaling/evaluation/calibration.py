@@ -1,0 +1,242 @@
+"""Simulation-based calibration (Talts et al. 2018) of the optimum models and the surface model.
+
+One simulation: draw θ̃ from the model's prior, simulate a table on the real table's
+design (its (N, D) cells and grids), fit, and record the rank of θ̃ among L posterior
+draws, rank = #{ℓ : θ_ℓ < θ̃} ∈ {0, …, L}, and whether θ̃ lies in the central 50 % / 90 %
+posterior interval. Over many simulations a calibrated model gives uniform ranks and
+50 % / 90 % coverage.
+
+* best-run kinds (every Bayesian spec of the optimum registry): θ̃ is a draw of the PyMC
+  model's own prior (``OptimumSpec.prior_draws``), the latent optimum of each cell its
+  predictive draw (the spec's law and scatter), jittered by the selection noise σ_sel and
+  snapped to the grid — the censored kinds' generative story, so ``pooled`` (which takes
+  the grid value as exact) is *expected* to be off: that is what the check is for;
+* surface: a loss for every (η, B) of the table's grids in every cell, from the bowl with
+  Student-t₄ noise, censored above the window as in the real data.
+
+Deviations from exact SBC, stated: prior draws whose cell optima leave the grid (the
+sweep could not see them) are redrawn — a truncated prior —; the surface model's priors
+on L*_j and on a are centred on the simulated table (its best losses and best runs), as
+in the real fit; the surface simulation sweeps the full grid product in every cell.
+Checked quantities: the law's slopes b, c, its scatter σ, and ``pred``: the law's mean
+log q* at an extrapolation target (2× the largest N, 2× the largest D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.inputs.grids import cell_log_bounds, merge_close
+from bayes_scaling.inputs.runtable import QuantityData
+from bayes_scaling.math.bowl import bowl
+from bayes_scaling.math.draws import stacked
+from bayes_scaling.math.student_t import NU
+from bayes_scaling.optimum import spec as specs
+from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.optimum.spec import SIGMA_FLOOR, Centers
+from bayes_scaling.surface.data import WINDOW, surface_data
+from bayes_scaling.surface.fit import SurfaceFitter
+from bayes_scaling.surface.model import OPTIMA
+
+#: Prior draws examined per simulation before giving up on one whose optima fit the grid.
+MAX_REDRAWS = 10_000
+#: Prior draws taken from a model at once (one compiled prior-predictive function per kind).
+PRIOR_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Design:
+    """The real table's design: cells (N, D) and the grids swept (natural log)."""
+
+    N: np.ndarray
+    D: np.ndarray
+    log_grid: dict[str, np.ndarray]      # "lr" / "batch_size" → sorted log grid values
+    min_loss: np.ndarray                  # the real cells' best losses (where simulated bowls sit)
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame) -> Design:
+        cells = runs[runs["status"] == "ok"].groupby(["N", "D"])["loss"].min().reset_index()
+        return cls(N=cells["N"].to_numpy(float), D=cells["D"].to_numpy(float),
+                   log_grid={"lr": np.log(merge_close(runs["lr"].to_numpy())),
+                             "batch_size": np.log(merge_close(runs["B"].to_numpy()))},
+                   min_loss=cells["loss"].to_numpy(float))
+
+    @property
+    def n_levels(self) -> np.ndarray:
+        return np.unique(self.N)
+
+    def centers(self, quantity: str) -> Centers:
+        g = self.log_grid[quantity]
+        return Centers(float(np.log(self.N).mean()), float(np.log(self.D).mean()), float(0.5 * (g[0] + g[-1])))
+
+    def target(self) -> tuple[float, float]:
+        """The extrapolation target of ``pred``: 2× the largest N and D."""
+        return 2.0 * self.N.max(), 2.0 * self.D.max()
+
+
+    def template(self, quantity: str) -> QuantityData:
+        """The design's cells as a QuantityData with no observation yet (open cells), to build models on."""
+        n = self.N.size
+        return QuantityData(name=quantity, log_N=np.log(self.N), log_D=np.log(self.D),
+                            y=np.full(n, self.centers(quantity).y), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
+                            n_index=np.searchsorted(self.n_levels, self.N), n_levels=self.n_levels,
+                            cell=[f"N={n_:.3g},D={d:.3g}" for n_, d in zip(self.N, self.D)])
+
+
+class PriorDraws:
+    """Draws from a kind's prior on a design, kept one at a time while their optima fit the grid."""
+
+    def __init__(self, kind: str, design: Design, quantity: str, rng: np.random.Generator) -> None:
+        self.spec, self.design, self.quantity, self.rng = specs.get(kind), design, quantity, rng
+        self._pool: xr.Dataset | None = None
+        self._next = 0
+
+    def _draw(self) -> xr.Dataset:
+        if self._pool is None or self._next >= self._pool.sizes["draw"]:
+            seed = int(self.rng.integers(2**31))
+            self._pool = self.spec.prior_draws(self.design.template(self.quantity), self.design.centers(self.quantity),
+                                               PRIOR_BATCH, seed)
+            self._next = 0
+        theta = self._pool.isel(draw=[self._next])
+        self._next += 1
+        return theta
+
+    def next(self) -> tuple[xr.Dataset, np.ndarray]:
+        """(θ̃ as a one-draw posterior-shaped Dataset, the latent log q* of each cell) whose optima
+        all lie inside the grid, one grid step from either end."""
+        d, q = self.design, self.quantity
+        grid = d.log_grid[q]
+        step = float(np.median(np.diff(grid)))
+        for _ in range(MAX_REDRAWS):
+            theta = self._draw()
+            z = self.spec.predictive(theta, d.centers(q), d.n_levels, np.log(d.N), np.log(d.D), rng=self.rng)[0]
+            if np.all((z > grid[0] + step) & (z < grid[-1] - step)):
+                return theta, z
+        raise RuntimeError(f"no prior draw of {q} in {MAX_REDRAWS} kept its optima on the grid")
+
+
+def draw_law(kind: str, design: Design, quantity: str, rng: np.random.Generator) -> tuple[xr.Dataset, np.ndarray]:
+    """One prior draw of kind ``kind`` whose cell optima all lie inside the grid: (θ̃, log q* per cell)."""
+    return PriorDraws(kind, design, quantity, rng).next()
+
+
+def quantize(z: np.ndarray, design: Design, quantity: str, rng: np.random.Generator) -> QuantityData:
+    """The best grid value of each cell: z + σ_sel·δ snapped to the nearest grid point, with its cell."""
+    grid = design.log_grid[quantity]
+    k = np.abs((z + SIGMA_FLOOR * rng.standard_normal(z.size))[:, None] - grid[None, :]).argmin(axis=1)
+    bounds = np.array([cell_log_bounds(grid, i) for i in k])
+    template = design.template(quantity)
+    return QuantityData(name=quantity, log_N=template.log_N, log_D=template.log_D, y=grid[k],
+                        lo=bounds[:, 0], hi=bounds[:, 1], n_index=template.n_index, n_levels=design.n_levels,
+                        cell=template.cell)
+
+
+def checked(spec, posterior: xr.Dataset, design: Design, quantity: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draws of the checked scalars: b, c, σ and ``pred``, the law's mean log q* at the target
+    (a new N: in a per-N kind a fresh population slope, as in the posterior predictive)."""
+    tN, tD = design.target()
+    pred = spec.predictive(posterior, design.centers(quantity), design.n_levels, np.log([tN]), np.log([tD]),
+                           rng=rng, noise=False)[:, 0]
+    return {"b": stacked(posterior, "b"), "c": stacked(posterior, "c"), "sigma": stacked(posterior, "sigma"), "pred": pred}
+
+
+def rank_and_cover(truth: float, draws: np.ndarray, n_ranks: int) -> dict[str, float]:
+    """Rank of ``truth`` among ``n_ranks`` evenly thinned draws, and 50 % / 90 % central coverage."""
+    thin = np.sort(draws)[np.linspace(0, draws.size - 1, n_ranks).astype(int)]
+    q = np.quantile(draws, [0.05, 0.25, 0.75, 0.95])
+    return {"rank": int(np.sum(thin < truth)), "n_ranks": n_ranks,
+            "cover50": bool(q[1] <= truth <= q[2]), "cover90": bool(q[0] <= truth <= q[3])}
+
+
+def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99,
+                 seed: int = 0) -> pd.DataFrame:
+    """SBC of a best-run kind (any Bayesian spec), both optima; one row per (sim, quantity, param)."""
+    rng = np.random.default_rng(seed)
+    fitter = Fitter(config)
+    spec = specs.get(kind)
+    priors = {q: PriorDraws(kind, design, q, rng) for q in OPTIMA}
+    rows = []
+    for sim in range(n_sims):
+        for q in OPTIMA:
+            theta, z = priors[q].next()
+            data = quantize(z, design, q, rng)
+            fit = fitter.fit(kind, data, design.centers(q))
+            draws = checked(spec, fit.posterior, design, q, np.random.default_rng(0))
+            for name, truth in checked(spec, theta, design, q, rng).items():
+                rows.append({"model": kind, "sim": sim, "quantity": q, "param": name, "truth": float(truth[0]),
+                             **rank_and_cover(float(truth[0]), draws[name], n_ranks), "fit_ok": fit.diagnostics.ok})
+    return pd.DataFrame(rows)
+
+
+def simulate_sweep(design: Design, rng: np.random.Generator, *, diverge_above: float = 1.0,
+                   priors: dict[str, PriorDraws] | None = None) -> tuple[pd.DataFrame, dict[str, xr.Dataset]]:
+    """A full sweep from the surface model's prior (pooled slopes): every grid (η, B) in every cell.
+
+    The laws come from the ``quantized`` kind's prior (the surface's law priors are the same);
+    the bowl's priors are those of ``surface.model``. Returns (run table, θ̃ of the law by
+    quantity); see :func:`sweep_runs` for the table.
+    """
+    priors = priors or {q: PriorDraws("quantized", design, q, rng) for q in OPTIMA}
+    laws, opt = {}, []
+    for q in OPTIMA:
+        laws[q], z = priors[q].next()
+        opt.append(z)
+    delta = rng.normal(0, rng.lognormal(np.log(0.3), 0.75), size=design.N.size)
+    bowl_params = {"h": np.exp(rng.normal(np.log(0.05), 1.5, size=2)), "rho": np.tanh(rng.normal(0, 0.5)),
+                   "beta": rng.normal(0, 1, size=2), "delta": delta - delta.mean(),
+                   "l_star": rng.normal(design.min_loss, 0.05), "sigma_loss": rng.lognormal(np.log(0.005), 1.0)}
+    return sweep_runs(design, np.array(opt), rng, diverge_above=diverge_above, **bowl_params), laws
+
+
+def sweep_runs(design: Design, log_opt: np.ndarray, rng: np.random.Generator, *, h, rho: float, beta,
+               delta: np.ndarray, l_star: np.ndarray, sigma_loss: float, diverge_above: float = 1.0) -> pd.DataFrame:
+    """Run table of a full sweep of the design's grids around given cell optima ``log_opt`` (2, J).
+
+    loss = L*_j + f_j(log η − log η*_j, log B − log B*_j) + σ_L·t₄ noise; a run whose noiseless
+    loss exceeds L*_j by ``diverge_above`` nats is recorded as diverged (no loss), as a
+    blown-up run would be.
+    """
+    log_eta, log_b = np.meshgrid(design.log_grid["lr"], design.log_grid["batch_size"], indexing="ij")
+    log_eta, log_b = log_eta.ravel(), log_b.ravel()
+    frames = []
+    for j in range(design.N.size):
+        mean = l_star[j] + bowl(log_eta - log_opt[0][j], log_b - log_opt[1][j], np.exp(delta[j]), h, rho, beta)
+        loss = mean + sigma_loss * rng.standard_t(NU, size=mean.size)
+        diverged = mean > l_star[j] + diverge_above
+        frames.append(pd.DataFrame({"N": design.N[j], "D": design.D[j], "B": np.exp(log_b), "lr": np.exp(log_eta),
+                                    "loss": np.where(diverged, np.nan, loss),
+                                    "status": np.where(diverged, "diverged", "ok")}))
+    runs = pd.concat(frames, ignore_index=True)
+    runs.insert(0, "run_id", [f"sim{i}" for i in range(len(runs))])
+    return runs
+
+
+def sbc_surface(design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99, seed: int = 0,
+                window: float = WINDOW) -> pd.DataFrame:
+    """SBC of the surface model (pooled slopes); one row per (sim, quantity, param)."""
+    rng = np.random.default_rng(seed)
+    fitter = SurfaceFitter(config)
+    law_spec = specs.get("quantized")
+    priors = {q: PriorDraws("quantized", design, q, rng) for q in OPTIMA}
+    rows = []
+    for sim in range(n_sims):
+        runs, laws = simulate_sweep(design, rng, priors=priors)
+        sf = fitter.fit(surface_data(runs, window=window))
+        for q, fit in sf.as_optimum_fits().items():
+            draws = checked(law_spec, fit.posterior, design, q, np.random.default_rng(0))
+            for name, truth in checked(law_spec, laws[q], design, q, rng).items():
+                rows.append({"model": "surface", "sim": sim, "quantity": q, "param": name, "truth": float(truth[0]),
+                             **rank_and_cover(float(truth[0]), draws[name], n_ranks), "fit_ok": sf.diagnostics.ok})
+    return pd.DataFrame(rows)
+
+
+def coverage_table(sbc: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the 50 % and 90 % intervals per model and checked scalar (pooled over optima)."""
+    g = sbc.groupby(["model", "param"])
+    return pd.DataFrame({"n": g.size(), "cover50": g["cover50"].mean(), "cover90": g["cover90"].mean(),
+                         "rank_mean": g["rank"].mean() / g["n_ranks"].first(), "fits_ok": g["fit_ok"].mean()}).reset_index()

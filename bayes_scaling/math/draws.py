@@ -1,0 +1,33 @@
+"""Posterior draws as arrays: flatten (chain, draw), summarise along the draw axis.
+
+Every fit in the project keeps its draws in an xarray Dataset with dims (chain, draw, …);
+the math works on arrays whose axis 0 is the S = chains × draws samples.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+
+def stacked(posterior: xr.Dataset, name: str) -> np.ndarray:
+    """Variable ``name`` with (chain, draw) flattened into the first axis: shape (S, …)."""
+    v = posterior[name]
+    return v.values.reshape((-1,) + v.shape[2:])
+
+
+def quantiles(draws: np.ndarray, ci_prob: float = 0.9, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, lo, hi): the median and the equal-tailed ``ci_prob`` interval along ``axis``."""
+    tail = (1.0 - ci_prob) / 2.0
+    med, lo, hi = np.quantile(draws, [0.5, tail, 1.0 - tail], axis=axis)
+    return med, lo, hi
+
+
+def summarize(draws: np.ndarray, ci_prob: float) -> dict[str, np.ndarray]:
+    """Median, mean and equal-tailed ``ci_prob`` interval over axis 0."""
+    med, lo, hi = quantiles(draws, ci_prob)
+    return {"median": med, "mean": draws.mean(axis=0), "lo": lo, "hi": hi}

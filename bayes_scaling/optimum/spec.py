@@ -1,0 +1,357 @@
+"""What an optimum model kind is: one spec object that holds everything about it, and their registry.
+
+A model kind is a law of one optimum q* ∈ {η*, B*} fitted to a best-runs table
+(``inputs.runtable.QuantityData``: each (N, D) cell's best grid value and its grid cell).
+With centred logs x_N = log N − m_N, x_D = log D − m_D (``Centers``, fixed per table), its
+spec — one file in ``optimum/specs/`` — holds, side by side:
+
+* ``formula`` / ``summary``: the model in one formula, and its ``--help`` line;
+* ``build``: the PyMC model. Data enter as one ``pm.Data`` table ``cells`` (rows
+  ``CELL_COLUMNS``), the observed node is ``q_obs`` (dims ``cell``);
+* ``mean`` / ``scatter`` / ``predictive``: NumPy posterior-predictive draws of log q* at any
+  (N, D) — the same numbers ``pm.sample_posterior_predictive`` gives, without a compile;
+* ``log_likelihood``: NumPy pointwise log-likelihood of ``q_obs`` (the LOO weights), equal
+  to ``pm.compute_log_likelihood``; ``cell_logp``: the probability of the observed grid cell,
+  the outcome on which LOO compares every kind;
+* ``prior_draws``: draws from the PyMC model's own prior (``pm.sample_prior_predictive``),
+  from which ``evaluation.calibration`` simulates tables for SBC;
+* ``coefficient_draws``: the law on the raw log scale for reports; ``style`` for plots.
+
+``tests/test_specs.py`` checks every registered spec against PyMC's own log-likelihood and
+posterior predictive. To add a model kind, write one module in ``optimum/specs/`` that
+defines a subclass and decorates it with :func:`register`; the command lines, reports,
+plots, backtests and SBC iterate the registry (:func:`registry`) and pick it up.
+
+Priors shared by the kinds (weakly informative on the centred scale): a ~ Normal(ȳ, 2),
+b, c ~ Normal(0, 1), σ ~ Gamma(2, 10) (mean 0.2), τ ~ LogNormal(log 0.1, 0.75). Both scale
+priors vanish at 0 on purpose: a HalfNormal τ put mass in the funnel's neck and gave
+hundreds of divergences, and as σ → 0 the interval-censored likelihood becomes a step
+function of μ (a cliff at every cell edge) that NUTS cannot follow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from bayes_scaling.math.draws import stacked
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_scaling.inputs.runtable import QuantityData
+    from bayes_scaling.inference.diagnostics import Diagnostics
+    from bayes_scaling.optimum.fit import Fitter
+
+#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back).
+CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc")
+#: Population-scale prior of per-N deviations: LogNormal(log TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA).
+TAU_PRIOR_MEDIAN = 0.1
+TAU_PRIOR_SIGMA = 0.75
+#: Scatter prior σ ~ Gamma(2, 2/SIGMA_PRIOR_MEAN): zero density at σ = 0 (boundary-avoiding).
+SIGMA_PRIOR_MEAN = 0.2
+#: Selection jitter σ_sel (log units) of the best grid value. Without it, as σ → 0 the
+#: censored likelihood becomes a step function of μ and NUTS diverges at the cliffs;
+#: 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
+SIGMA_FLOOR = 0.05
+#: A target N within this log distance of a fitted size is that size (uses its own slope).
+SAME_N_ATOL = 1e-6
+#: Exact leave-out refits estimate one point's elpd: one chain per core, these many draws.
+REFIT_DRAWS = 500
+REFIT_TUNE = 300
+
+
+@dataclass(frozen=True)
+class Centers:
+    """Centring constants of a table: m_N, m_D (log-mean of the cells) and ȳ (log-mean optimum)."""
+
+    log_N: float
+    log_D: float
+    y: float
+
+    @classmethod
+    def of(cls, data: QuantityData) -> Centers:
+        return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)))
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Switches of a model kind that change its graph (and so its compiled model)."""
+
+    per_n_intercepts: bool = False
+
+
+def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
+    """The ``cells`` table, shape (len(CELL_COLUMNS), n_cells)."""
+    rows = {
+        "x_N": data.log_N - centers.log_N,
+        "x_D": data.log_D - centers.log_D,
+        "y_obs": data.y,
+        "lo": data.lo,
+        "hi": data.hi,
+        "n_index": data.n_index.astype(float),
+        "a_loc": np.full(len(data.y), centers.y),
+    }
+    return np.vstack([rows[k] for k in CELL_COLUMNS])
+
+
+def data_table(name: str, values: np.ndarray, columns: tuple[str, ...], dim: str,
+               integers: tuple[str, ...] = ()) -> dict:
+    """Register ``values`` (one row per name in ``columns``, one column per ``dim`` entry) as the
+    single ``pm.Data`` ``name`` with dims (``{dim}_column``, ``dim``); return its rows by name,
+    those in ``integers`` (stored as floats) cast back to int64.
+
+    One table rather than an array per field: nutpie's compile time grows with the number of
+    shared arrays (8 arrays compile in ~2.5× the time of one table: ``benchmarks/bench_compile.py``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    table = pm.Data(name, values, dims=(f"{dim}_column", dim))
+    rows = {column: table[i] for i, column in enumerate(columns)}
+    for column in integers:
+        rows[column] = pt.cast(pt.round(rows[column]), "int64")
+    return rows
+
+
+def match_levels(log_N: np.ndarray, n_levels: np.ndarray) -> np.ndarray:
+    """Index of the fitted size equal to each target N, or -1 for a new size."""
+    dist = np.abs(np.asarray(log_N)[:, None] - np.log(np.asarray(n_levels, dtype=float))[None, :])
+    return np.where(dist.min(axis=1) < SAME_N_ATOL, dist.argmin(axis=1), -1)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where to evaluate draws: centred logs, either every draw at every target ((1, T) rows)
+    or, ``paired``, draw s at target s only ((S, 1) columns)."""
+
+    x_N: np.ndarray
+    x_D: np.ndarray
+    log_N: np.ndarray
+    paired: bool
+
+    @classmethod
+    def at(cls, centers: Centers, log_N, log_D, *, paired: bool = False, n_draws: int | None = None) -> Targets:
+        log_N = np.atleast_1d(np.asarray(log_N, dtype=float))
+        log_D = np.atleast_1d(np.asarray(log_D, dtype=float))
+        if paired and log_N.size != n_draws:
+            raise ValueError(f"paired prediction needs one target per draw ({n_draws}), got {log_N.size}")
+        shape = (-1, 1) if paired else (1, -1)
+        return cls((log_N - centers.log_N).reshape(shape), (log_D - centers.log_D).reshape(shape), log_N, paired)
+
+    def shape(self, n_draws: int) -> tuple[int, int]:
+        return (n_draws, 1) if self.paired else (n_draws, self.log_N.size)
+
+    def levels(self, n_levels: np.ndarray, n_draws: int) -> np.ndarray:
+        """Fitted-size index of each entry of :meth:`shape` (-1: a size not fitted)."""
+        group = match_levels(self.log_N, n_levels)
+        return group[:, None] if self.paired else np.broadcast_to(group[None, :], self.shape(n_draws))
+
+
+def per_level(posterior: xr.Dataset, name: str, scale: str, mean: np.ndarray, group: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+    """(S, T) values of a per-level variable: the fitted level's draw, or a fresh population draw
+    mean + scale·ζ for a level not fitted."""
+    values, tau = stacked(posterior, name), stacked(posterior, scale)
+    fresh = mean[:, None] + tau[:, None] * rng.standard_normal(group.shape)
+    known = values[np.arange(values.shape[0])[:, None], np.clip(group, 0, None)]
+    return np.where(group >= 0, known, fresh)
+
+
+class OptimumSpec:
+    """One model kind of an optimum's law (see the module docstring). Subclasses set the class
+    attributes and override what differs; the defaults are the log-linear law
+    log q* = a + b·x_N + c·x_D with Normal scatter σ, observed through its grid cell."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    formula: ClassVar[str]
+    #: matplotlib keyword arguments of this kind's lines and bands
+    style: ClassVar[dict] = {}
+    #: part of the default ``--models`` set
+    default: ClassVar[bool] = False
+    #: sampled with NUTS (False: the OLS baseline, fitted by least squares)
+    bayesian: ClassVar[bool] = True
+    #: fitted per optimum to each cell's best run (``catalog``: run-level kinds say "runs")
+    level: ClassVar[str] = "best-runs"
+    #: which fitted kind the fan and PPC plots show: the highest
+    main_priority: ClassVar[int] = 0
+    #: name of the per-N slope variable (forest plots), None when the kind has one slope
+    per_n_slopes: ClassVar[str | None] = None
+    #: the kind with one common slope that pooled-vs-per-N plots set this one against
+    pooled_partner: ClassVar[str | None] = None
+    #: scalar law parameters of trace plots
+    trace_vars: ClassVar[tuple[str, ...]] = ("a", "b", "c", "sigma")
+
+    # ----------------------------------------------------------------- the PyMC model
+
+    def build(self, data: QuantityData, centers: Centers, options: ModelOptions = ModelOptions()) -> pm.Model:
+        """The PyMC model of this kind for one quantity's cells."""
+        raise NotImplementedError
+
+    def data_arrays(self, data: QuantityData, centers: Centers) -> dict[str, np.ndarray]:
+        """The ``pm.Data`` values of the model, by name (also what nutpie's ``with_data`` takes)."""
+        return {"cells": cells_table(data, centers)}
+
+    def compile_key(self, data: QuantityData, options: ModelOptions) -> tuple:
+        """What fixes the compiled graph: the kind, its options and the N levels (their number shapes
+        the parameters, their values the coords). The number of cells does not: the data table's
+        shape may change under ``with_data`` (a leave-out refit has one cell fewer)."""
+        return (self.name, options, tuple(float(n) for n in data.n_levels))
+
+    @staticmethod
+    def coords(data: QuantityData) -> dict[str, list]:
+        return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels], "cell_column": list(CELL_COLUMNS)}
+
+    @staticmethod
+    def law_priors(data: QuantityData, centers: Centers):
+        """Register the ``cells`` table and the shared priors of a, b, c, σ; return them."""
+        import pymc as pm
+
+        d = data_table("cells", cells_table(data, centers), CELL_COLUMNS, "cell", integers=("n_index",))
+        a = pm.Normal("a", mu=d["a_loc"][0], sigma=2.0)
+        b = pm.Normal("b", mu=0.0, sigma=1.0)
+        c = pm.Normal("c", mu=0.0, sigma=1.0)
+        sigma = pm.Gamma("sigma", alpha=2.0, beta=2.0 / SIGMA_PRIOR_MEAN)
+        return d, a, b, c, sigma
+
+    # ----------------------------------------------------------------- posterior math (NumPy)
+
+    def mean(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray, targets: Targets,
+             rng: np.random.Generator) -> np.ndarray:
+        """Draws of the law's mean log q* (S, T) at ``targets`` (or (S, 1) when paired)."""
+        a, b, c = (stacked(posterior, k) for k in ("a", "b", "c"))
+        return a[:, None] + b[:, None] * targets.x_N + c[:, None] * targets.x_D
+
+    def scatter(self, posterior: xr.Dataset, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        """Draws of the scatter of a cell's optimum about the law: σ·ε, ε ~ Normal(0, 1)."""
+        return stacked(posterior, "sigma")[:, None] * rng.standard_normal(shape)
+
+    def predictive(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray, log_N, log_D, *,
+                   rng: np.random.Generator, noise: bool = True, paired: bool = False) -> np.ndarray:
+        """Posterior-predictive draws of log q* at (log_N, log_D): (S, T), or (S,) when ``paired``
+        (one target per draw, for propagating another posterior draw by draw). ``noise=False``
+        leaves out the scatter: the law's mean."""
+        n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+        targets = Targets.at(centers, log_N, log_D, paired=paired, n_draws=n_draws)
+        mu = self.mean(posterior, centers, n_levels, targets, rng)
+        mu = np.broadcast_to(mu, targets.shape(n_draws))
+        if noise:
+            mu = mu + self.scatter(posterior, rng, targets.shape(n_draws))
+        return mu[:, 0] if paired else mu
+
+    def observation_draws(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray, log_N, log_D, *,
+                          rng: np.random.Generator) -> np.ndarray:
+        """Draws (S, T) of the *best run a sweep would find* at (log_N, log_D), before the grid rounds
+        it: the law plus the observation noise (scatter and selection jitter) — the posterior
+        predictive of ``q_obs`` (``pm.sample_posterior_predictive`` draws the same)."""
+        mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
+        return mu + self.observation_scale(posterior) * rng.standard_normal(mu.shape)
+
+    def observation_scale(self, posterior: xr.Dataset) -> np.ndarray:
+        """(S, 1) scale of the observed best value about the law: √(σ² + σ_sel²) (selection jitter)."""
+        return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + SIGMA_FLOOR**2)
+
+    def cell_logp(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
+                  data: QuantityData) -> np.ndarray:
+        """log P(observed grid cell | θ_s), shape (S, n): the outcome LOO compares every kind on."""
+        from bayes_scaling.math.censored import interval_logp
+
+        mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
+                             noise=False)
+        return interval_logp(mu, self.observation_scale(posterior), data.lo[None, :], data.hi[None, :])
+
+    def log_likelihood(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
+                       data: QuantityData) -> np.ndarray:
+        """Pointwise log-likelihood of ``q_obs`` (S, n) — the model's own; for a censored kind the cell probability."""
+        return self.cell_logp(posterior, centers, n_levels, data)
+
+    def coefficient_draws(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray) -> dict[str, np.ndarray]:
+        """The law on the raw scale, log q* = intercept + b_N·log N + c_D·log D, plus σ (and extras)."""
+        a, b, c = (stacked(posterior, k) for k in ("a", "b", "c"))
+        draws = {"intercept": a - b * centers.log_N - c * centers.log_D, "b_N": b, "c_D": c}
+        if "sigma" in posterior:
+            draws["sigma"] = stacked(posterior, "sigma")
+        return draws
+
+    def diagnostic_vars(self, posterior: xr.Dataset) -> list[str]:
+        """Free parameters and derived law variables (not the raw non-centred z's, which add nothing)."""
+        return [v for v in posterior.data_vars if not v.startswith("z_")]
+
+    # ----------------------------------------------------------------- fitting
+
+    def fit(self, data: QuantityData, centers: Centers, fitter: Fitter) -> tuple[xr.DataTree, Diagnostics | None]:
+        """Sample the posterior (compiled model reused by ``fitter``) with its ``log_likelihood`` group."""
+        import xarray as xr
+
+        from bayes_scaling.inference.diagnostics import diagnose
+
+        idata = self.sample(data, centers, fitter, fitter.config)
+        post = idata["posterior"].to_dataset()
+        ll = self.log_likelihood(post, centers, data.n_levels, data)
+        shape = (post.sizes["chain"], post.sizes["draw"], len(data.y))
+        idata["log_likelihood"] = xr.DataTree(xr.Dataset(
+            {"q_obs": (("chain", "draw", "cell"), ll.reshape(shape))},
+            coords={"chain": post["chain"], "draw": post["draw"], "cell": list(data.cell)}))
+        return idata, diagnose(idata, var_names=self.diagnostic_vars(post))
+
+    def refit_posterior(self, data: QuantityData, centers: Centers, fitter: Fitter) -> xr.Dataset:
+        """Posterior only, of a subset — for exact leave-out refits (fewer draws suffice for one
+        point's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
+        config = fitter.config
+        config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
+                         chains=min(config.chains, config.cores))
+        return self.sample(data, centers, fitter, config)["posterior"].to_dataset()
+
+    def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config) -> xr.DataTree:
+        from bayes_scaling.inference.sampling import sample
+
+        model = self.build(data, centers, fitter.options)
+        compiled = fitter.cache.get(self.compile_key(data, fitter.options), model, self.data_arrays(data, centers))
+        return sample(model, config, compiled=compiled, log_likelihood=False)
+
+    # ----------------------------------------------------------------- simulation (SBC)
+
+    def prior_draws(self, data: QuantityData, centers: Centers, n_draws: int, seed: int,
+                    options: ModelOptions = ModelOptions()) -> xr.Dataset:
+        """``n_draws`` draws of every free and derived variable from the model's own prior,
+        shaped like a one-chain posterior (``pm.sample_prior_predictive``)."""
+        import pymc as pm
+
+        model = self.build(data, centers, options)
+        names = [v.name for v in model.free_RVs + model.deterministics]
+        tree = pm.sample_prior_predictive(draws=n_draws, model=model, var_names=names, random_seed=seed)
+        return tree["prior"].to_dataset()
+
+
+_REGISTRY: dict[str, OptimumSpec] = {}
+
+
+def register(cls: type[OptimumSpec]) -> type[OptimumSpec]:
+    """Class decorator: add an instance of ``cls`` to the registry under ``cls.name``."""
+    if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
+        raise ValueError(f"two optimum model kinds are called {cls.name!r}")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def registry() -> dict[str, OptimumSpec]:
+    """Every optimum model kind, by name, in listing order (the baseline first, then by priority)."""
+    from bayes_scaling.optimum import specs
+
+    for module in pkgutil.iter_modules(specs.__path__):
+        importlib.import_module(f"{specs.__name__}.{module.name}")
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].bayesian, kv[1].main_priority, kv[0])))
+
+
+def get(name: str) -> OptimumSpec:
+    """The spec called ``name`` (KeyError naming the known kinds otherwise)."""
+    kinds = registry()
+    if name not in kinds:
+        raise KeyError(f"unknown optimum model {name!r}; known: {', '.join(kinds)}")
+    return kinds[name]

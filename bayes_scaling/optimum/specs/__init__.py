@@ -1,0 +1,1 @@
+"""One module per optimum model kind; each registers its spec (``optimum.spec.register``)."""

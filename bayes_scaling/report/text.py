@@ -1,0 +1,115 @@
+"""Every console report of the project, as text: what a fit's exponents are, which model LOO
+prefers, what each model predicts beside the OLS point, the diagnostics, a loss law's
+parameters beside their published values, a compute plan, a backtest's ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.laws.base import TOKENS_PER_PARAM_RULE, LawFit
+from models.flops import six_n
+
+UNITS = {"lr": "", "batch_size": " tokens"}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def exponents_text(exponents: pd.DataFrame) -> str:
+    """b_N and c_D (and τ_c) per quantity and model as 'median [lo, hi]'."""
+    lines = []
+    show = exponents[exponents["param"].isin(["b_N", "c_D", "tau_c"])]
+    for q, block in show.groupby("quantity", sort=False):
+        lines.append(f"  {q}:  log q* = const + b_N·log N + c_D·log D")
+        for model, rows in block.groupby("model", sort=False):
+            cells = [f"{r.param} {r.median:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" for r in rows.itertuples()]
+            lines.append(f"    {model:<13} " + "   ".join(cells))
+    return "\n".join(lines)
+
+
+def compare_text(table: pd.DataFrame) -> str:
+    """LOO ranking per quantity."""
+    lines = []
+    for q, block in table.groupby("quantity", sort=False):
+        lines.append(f"  {q}:")
+        for r in block.itertuples():
+            note = "" if r.n_high_k == 0 else f"  ({r.method})"
+            lines.append(f"    {r.rank}. {r.model:<13} elpd {r.elpd_loo:7.2f} ± {r.se:4.2f}   "
+                         f"diff {r.elpd_diff:6.2f} ± {r.dse:4.2f}   weight {r.weight:.2f}{note}")
+    return "\n".join(lines)
+
+
+def predictions_text(pred: pd.DataFrame) -> str:
+    """Per target and quantity: each model's median and interval, OLS point first."""
+    lines = []
+    for (n, d), block in pred.groupby(["N", "D"], sort=False):
+        lines.append(f"  at N = {n:.3g}, D = {d:.3g}:")
+        for q, rows in block.groupby("quantity", sort=False):
+            ols = rows[rows["model"] == "ols"]
+            head = f"    {q}{UNITS.get(q, '')}"
+            if not ols.empty and "point" in ols:
+                head += f"   (OLS point {_fmt(float(ols['point'].iloc[0]))})"
+            lines.append(head)
+            for r in rows.itertuples():
+                width = r.hi / r.lo
+                lines.append(f"      {r.model:<13} {_fmt(r.median):>10}  {int(round(r.ci_prob * 100))}% "
+                             f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide)")
+    return "\n".join(lines)
+
+
+def diagnostics_text(diagnostics: dict[str, dict]) -> str:
+    """One line per Bayesian fit."""
+    lines = []
+    for key, d in diagnostics.items():
+        flag = "ok " if d["ok"] else "!! "
+        lines.append(f"  {flag}{key:<26} R-hat {d['max_rhat']:.3f}  ESS bulk {d['min_ess_bulk']:.0f}  "
+                     f"tail {d['min_ess_tail']:.0f}  divergences {d['divergences']}")
+    return "\n".join(lines)
+
+
+def law_text(fit: LawFit, source: str, optimal: pd.DataFrame, ci_prob: float) -> str:
+    """Console report: estimates with intervals beside the published values, then N*, D*."""
+    law, pct = fit.law, f"{ci_prob:.0%}"
+    lines = [
+        f"law {law.name}: {law.formula}",
+        f"data: {source} ({len(law.table)} rows); {fit.n_draws} posterior draws, {fit.wall_s:.1f} s",
+        f"diagnostics: {fit.diagnostics.describe()}",
+        "",
+        f"{'param':<16}{'median':>12}  {pct + ' CrI':<26}reference ({law.reference_source})",
+    ]
+    for row in fit.param_table(ci_prob).itertuples():
+        ref = ""
+        if np.isfinite(row.reference):
+            ref = f"{row.reference:.4g}"
+            if np.isfinite(row.reference_lo):
+                ref += f" [{row.reference_lo:.4g}, {row.reference_hi:.4g}]"
+        lines.append(f"{row.param:<16}{row.median:>12.4g}  {f'[{row.lo:.4g}, {row.hi:.4g}]':<26}{ref}")
+    if not optimal.empty:
+        lines += ["", f"compute-optimal allocation (median [{pct} CrI]); rule: {TOKENS_PER_PARAM_RULE:g} tokens/param",
+                  f"{'C (FLOPs)':<11}{'N*':<30}{'D*':<30}{'tokens/param':<26}{'rule N':>10}"]
+        for C, group in optimal.groupby("C"):
+            cell = {r.quantity: f"{r.median:.3g} [{r.lo:.3g}, {r.hi:.3g}]" for r in group.itertuples()}
+            rule_N = np.sqrt(C / six_n(TOKENS_PER_PARAM_RULE))
+            lines.append(f"{C:<11.0e}{cell['N_opt']:<30}{cell['D_opt']:<30}{cell['tokens_per_param']:<26}{rule_N:>10.3g}")
+    return "\n".join(lines)
+
+
+def plan_text(plan, ci_prob: float, table: pd.DataFrame, flops) -> str:
+    """The plan as a console table, one block per budget, with the published rules beside."""
+    lines = [f"compute plan (flops model {flops.kind}); median [{ci_prob:.0%} CrI] vs published rule"]
+    for C, group in plan.table.groupby("compute", sort=False):
+        note = "  (extrapolates beyond the loss data)" if C > table["C"].max() else ""
+        lines.append(f"\nC = {C:.3g} FLOPs{note}")
+        for r in group.itertuples():
+            ref = f"{r.reference:.4g}  ({r.reference_source})" if np.isfinite(r.reference) else ""
+            lines.append(f"  {r.quantity:<17}{r.median:>11.4g}  {f'[{r.lo:.4g}, {r.hi:.4g}]':<26}{ref}")
+    return "\n".join(lines)
+
+
+def ranking_text(rank: pd.DataFrame, ci_prob: float) -> str:
+    """A backtest's ranking table (one row per model)."""
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        return (f"ranking (by mean loss regret; coverage = measured optimum inside the {ci_prob:.0%} interval):\n"
+                + rank.to_string(index=False))

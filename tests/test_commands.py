@@ -1,0 +1,136 @@
+"""The one command contract: shared options, output checked before any work, files that honour
+the umask, a manifest on every command, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import assert_manifest
+
+from bayes_scaling import catalog
+from bayes_scaling.cli import backtest, common, fit, plan
+from bayes_scaling.cli.fit import _methods
+from bayes_scaling.inference.config import SamplerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+FAST_FIT = ["--models", "ols", "--no-plots"]          # imports, data and OLS: no sampling
+
+
+def run(module: str, *args: str, umask: int | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"bayes_scaling.{module}", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=300, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("module", [fit, plan, backtest])
+def test_every_command_shares_the_option_groups(module):
+    """The same flag for the same thing: data, sampler and output options on every command, with
+    the library's sampler defaults."""
+    p = module.build_parser()
+    flags = {s for a in p._actions for s in a.option_strings}
+    assert {"--data", "--sampler", "--draws", "--tune", "--chains", "--seed", "--target-accept", "--out",
+            "--no-plots", "--strict", "--ci-prob"} <= flags
+    defaults = p.parse_args(["--compute", "1e21"] if module is plan else [])
+    assert SamplerConfig.from_args(defaults) == SamplerConfig()
+
+
+def test_fit_and_backtest_share_the_model_options():
+    for module in (fit, backtest):
+        flags = {s for a in module.build_parser()._actions for s in a.option_strings}
+        assert {"--models", "--slopes", "--per-n-intercepts", "--approx"} <= flags
+    assert "--max-refits" in {s for a in fit.build_parser()._actions for s in a.option_strings}
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_outputs_honour_the_umask(tmp_path, umask, file_mode, dir_mode):
+    out = tmp_path / "fit"
+    proc = run("fit", *FAST_FIT, "--out", str(out), umask=umask)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == dir_mode
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == file_mode for p in files)
+    assert_manifest(out, "fit")
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("mine\n")
+    line = one_line_error(run("fit", *FAST_FIT, "--out", str(target)), "--out", "not a directory")
+    assert "bayes-scaling:" not in line
+    assert target.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]          # no .partial-* left
+
+
+def test_out_below_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run("plan", "--compute", "1e21", "--out", str(tmp_path / "file" / "plan"))
+    one_line_error(proc, "--out", "is a file")
+    assert proc.stdout == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_out_in_a_read_only_place_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        one_line_error(run("backtest", "--out", str(locked / "bt")), "--out", "cannot write")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_negative_target_gets_the_usual_one_line_error(tmp_path):
+    one_line_error(run("fit", "--target", "-4e9,1e11", "--out", str(tmp_path / "o")), "--target", "positive")
+    assert not (tmp_path / "o").exists()
+
+
+def test_default_output_directory_is_command_data_and_utc_time(tmp_path):
+    proc = run("fit", *FAST_FIT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (made,) = (tmp_path / "runs").iterdir()
+    assert made.name.startswith("fit-blog-partII-") and made.name.endswith("Z")
+    assert_manifest(made, "fit")
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.fit", "--models", "quantized", "--no-plots",
+                             "--out", str(tmp_path / "o")], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("bayes-scaling:")      # past validation, into the work
+    proc.send_signal(2)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["interrupted; nothing written"]
+    assert not (tmp_path / "o").exists() and not list(tmp_path.iterdir())
+
+
+def test_the_header_names_no_nuts_settings_for_an_approximation():
+    kinds = catalog.kinds()
+    config = SamplerConfig()
+    assert _methods(["surface"], kinds, config, "advi") == "surface: ADVI (approximate)"
+    assert "4x1000" in _methods(["surface"], kinds, config, None)
+    both = _methods(["quantized", "surface"], kinds, config, "advi")
+    assert "sampler nutpie (4x1000 draws)" in both and "ADVI (approximate)" in both
+    assert _methods(["ols"], kinds, config, None) == "least squares only"
+
+
+def test_target_parsing_and_data_labels():
+    assert common.parse_targets(None, "4e9,1e11") == [(4e9, 1e11)]
+    assert common.parse_targets(["1e9,2e10", "3e9,4e10"], "x") == [(1e9, 2e10), (3e9, 4e10)]
+    assert common.data_label("porian:dataset=owt2") == "porian"
+    assert common.data_label("/some/where/runs.csv") == "runs"
