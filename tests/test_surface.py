@@ -119,3 +119,18 @@ def test_unavailable_approximation_is_a_one_line_input_error():
         fit_surface(runs, SamplerConfig(), approx="pathfinder")
     with pytest.raises(InputError, match="--approx must be one of advi"):
         fit_surface(runs, SamplerConfig(), approx="laplace")
+
+
+def test_the_whole_surface_posterior_reloads(fitted, tmp_path):
+    from bayes_scaling.surface.fit import SurfaceFit
+
+    sf, _ = fitted
+    sf.to_netcdf(tmp_path / "surface.nc")
+    again = SurfaceFit.from_netcdf(tmp_path / "surface.nc")
+    assert (again.slopes, again.method, again.data.window) == (sf.slopes, sf.method, sf.data.window)
+    pd.testing.assert_frame_equal(again.cell_optima(), sf.cell_optima())
+    a = again.as_optimum_fits()["lr"].predict([1e9], [1e10], seed=3)
+    b = sf.as_optimum_fits()["lr"].predict([1e9], [1e10], seed=3)
+    np.testing.assert_allclose(a[["median", "lo", "hi"]].to_numpy(), b[["median", "lo", "hi"]].to_numpy())
+    assert plot_bowls(again, tmp_path / "bowls.png").stat().st_size > 10_000
+    assert again.diagnostics == sf.diagnostics

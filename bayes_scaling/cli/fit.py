@@ -146,9 +146,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             write_csv(stage / "compare.csv", comparison)
         for q, fq in fits.items():
             for m, f in fq.items():
-                if f.bayesian:
-                    f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
-        for sf in fitted.run_level.values():
+                f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
+        for name, sf in fitted.run_level.items():
+            sf.to_netcdf(stage / "posterior" / f"{name}.nc")
             write_csv(stage / "surface_cells.csv", sf.cell_optima(ci_prob=ci_prob))
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures

@@ -46,6 +46,8 @@ from bayes_scaling.surface.model import OPTIMA, SLOPES, build_surface, data_arra
 ADVI_STEPS = 30_000
 #: Law variables handed to each OptimumFit (per quantity).
 LAW_VARS = ("a", "b", "c", "sigma", "tau_c", "c_n")
+#: Run columns a saved fit keeps (what the bowls plot and the cell optima read).
+SAVED_RUN_COLUMNS = ("N", "D", "B", "lr", "loss", "status", "cell", "censored", "y", "upper")
 #: The optimum spec whose arithmetic reads the surface's law, by slopes.
 LAW_SPEC = {"pooled": "quantized", "per_n": "hierarchical"}
 
@@ -85,6 +87,36 @@ class SurfaceFit:
                                  meta={"method": self.method, "slopes": self.slopes, "window": self.data.window})
         return fits
 
+    def to_netcdf(self, path) -> None:
+        """Save the whole posterior (bowls and laws) with the run and cell arrays it was fitted to."""
+        import json
+
+        from bayes_scaling.io import write_datatree
+
+        tree = self.idata.copy()
+        runs = self.data.runs[list(SAVED_RUN_COLUMNS)].assign(status=lambda f: (f["status"] == "ok").astype(int),
+                                                             censored=lambda f: f["censored"].astype(int))
+        tree["surface_runs"] = xr.DataTree(xr.Dataset.from_dataframe(runs.reset_index(drop=True)))
+        tree["surface_cells"] = xr.DataTree(xr.Dataset.from_dataframe(self.data.cells.reset_index(drop=True)))
+        tree.attrs["bayes_scaling"] = json.dumps({"model": "surface", "slopes": self.slopes, "method": self.method,
+                                                  "window": self.data.window, "diagnostics": self.diagnostics.as_dict()})
+        write_datatree(path, tree)
+
+    @classmethod
+    def from_netcdf(cls, path) -> SurfaceFit:
+        """Load a fit saved by :meth:`to_netcdf` (ready for ``as_optimum_fits``, ``cell_optima``, the bowls plot)."""
+        import json
+
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+        meta = json.loads(tree.attrs["bayes_scaling"])
+        runs = tree["surface_runs"].to_dataset().to_dataframe().reset_index(drop=True)
+        runs = runs.assign(status=np.where(runs["status"] == 1, "ok", "diverged"), censored=runs["censored"].astype(bool))
+        cells = tree["surface_cells"].to_dataset().to_dataframe().reset_index(drop=True)
+        data = SurfaceData(runs=runs, cells=cells, n_levels=np.sort(cells["N"].unique()), window=meta["window"])
+        idata = xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset(),
+                                       "sample_stats": tree["sample_stats"].to_dataset()})
+        return cls(data, meta["slopes"], idata, diagnose(idata, var_names=_diagnosed(idata)), meta["method"])
+
     def cell_optima(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Posterior of each cell's latent optimum (natural units) next to its best measured run."""
         draws = np.exp(stacked(self.posterior, "log_opt"))            # (S, quantity, cell)
@@ -122,8 +154,13 @@ class SurfaceFitter:
             idata = sample(model, self.config, compiled=self.cache.get(key, model, data_arrays(data)),
                            log_likelihood=False)
             method = f"NUTS ({self.config.sampler})"
-        diag = diagnose(idata, var_names=[v for v in idata["posterior"].data_vars if v not in ("rho_raw", "z_c")])
+        diag = diagnose(idata, var_names=_diagnosed(idata))
         return SurfaceFit(data, slopes, idata, diag, method, wall_s=time.perf_counter() - t0)
+
+
+def _diagnosed(idata: xr.DataTree) -> list[str]:
+    """The surface's parameters that diagnostics judge (not the raw non-centred ones)."""
+    return [v for v in idata["posterior"].data_vars if v not in ("rho_raw", "z_c")]
 
 
 def fit_surface(runs: pd.DataFrame, config: SamplerConfig, *, slopes: str = "pooled", approx: str | None = None,
