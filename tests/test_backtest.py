@@ -75,3 +75,28 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, repo_root,
     assert res.returncode == 2
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bt").exists()
+
+
+def test_a_fold_never_sees_its_held_out_cells(monkeypatch):
+    """Every fit of every fold — best-run kinds and the surface — is given only the training cells."""
+    from bayes_scaling import catalog
+    from bayes_scaling.evaluation import backtest
+    from bayes_scaling.inference.config import SamplerConfig
+
+    seen = []
+    real = catalog.fit_all
+
+    def spy(names, quantities, best, fitter, **kw):
+        seen.append((set(zip(best.frame["N"], best.frame["D"])), set(zip(kw["surface_data"].cells["N"],
+                                                                          kw["surface_data"].cells["D"]))))
+        return real(names, quantities, best, fitter, **kw)
+
+    monkeypatch.setattr(backtest.catalog, "fit_all", spy)
+    runs, _ = known_sweep(seed=1)
+    table = backtest.run_backtest(runs, models=["ols", "surface"], splits=("largest-n", "largest-d"),
+                                  config=SamplerConfig(draws=100, tune=150, chains=2), log=lambda _: None)
+    held = {split: set(zip(g["N"], g["D"])) for split, g in table.groupby("split")}
+    assert len(seen) == 4                                  # 2 folds × 2 models
+    for (best_cells, surface_cells), split in zip(seen, ["largest-n", "largest-n", "largest-d", "largest-d"]):
+        assert best_cells and not best_cells & held[split]
+        assert surface_cells == best_cells

@@ -310,3 +310,27 @@ def test_rerun_into_existing_out_replaces_the_artifact_set_and_keeps_other_files
     assert sorted(p.name for p in (out / "posterior").iterdir()) == ["ols_batch_size.nc", "ols_lr.nc"]
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
     assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_the_default_command_end_to_end(tmp_path):
+    """The README's main job as it runs — the default models, LOO with exact refits, every plot —
+    at small draws."""
+    out = tmp_path / "default"
+    proc = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--draws", "150", "--tune", "250", "--chains", "2",
+                           "--out", str(out)], capture_output=True, text=True, env=ENV, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    defaults = catalog.default_models()
+    assert defaults == ["ols", "pooled", "quantized", "hierarchical"]
+    pred = pd.read_csv(out / "predictions.csv")
+    assert sorted(set(pred["model"])) == sorted(defaults)
+    comp = pd.read_csv(out / "compare.csv")
+    assert set(comp["model"]) == {"pooled", "quantized", "hierarchical"}
+    assert comp["n_refit"].sum() > 0                      # exact refits ran
+    plots = {p.name for p in (out / "plots").iterdir()}
+    for q in QUANTITIES:
+        assert {f"fan_{q}.png", f"ppc_hierarchical_{q}.png", f"trace_hierarchical_{q}.png",
+                f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
+    manifest = assert_manifest(out, "fit")
+    assert manifest["models"] == defaults
+    for section in ("exponents", "LOO comparison", "predicted optimum", "sampler diagnostics"):
+        assert section in proc.stdout

@@ -64,11 +64,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     command = common.CommandRun("backtest", argv, args.out, common.data_label(args.data), ARTIFACTS)
 
     from bayes_scaling.evaluation.backtest import ranking, run_backtest
-    from bayes_scaling.inputs.datasets import load_runs
     from bayes_scaling.io import write_csv
     from bayes_scaling.surface.data import surface_data
 
-    loaded = load_runs(args.data)
+    loaded = common.load_run_table(args, args.data)
     surface_data(loaded.runs, window=args.window, source=loaded.source)   # fail fast on best-runs-only tables
     print(f"backtest of {', '.join(models)} on {loaded.source} ({len(loaded.runs)} runs), splits: {', '.join(splits)}",
           flush=True)

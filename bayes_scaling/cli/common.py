@@ -43,6 +43,13 @@ SLOPES = ("pooled", "per_n")
 def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, grids: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default, metavar="NAME|PATH", help=help)
+    g.add_argument("--columns", metavar="OURS=YOURS,...",
+                   help="map your table's column names onto the run table's, e.g. "
+                        "lr=learning_rate,B=batch_size,D=tokens,N=params,loss=val_loss")
+    g.add_argument("--batch-unit", choices=("tokens", "sequences"), default="tokens",
+                   help="what the B column counts (default tokens); sequences: B is converted to B × seq_len tokens")
+    g.add_argument("--seq-len", type=int, metavar="TOKENS",
+                   help="tokens per sequence for --batch-unit sequences (default: the table's seq_len column)")
     if grids:
         g.add_argument("--lr-grid", metavar="SPEC",
                        help="declared lr grid of a best-runs-only table, e.g. 2^-12:2^-8:1 (base^lo:base^hi:log-step) "
@@ -79,6 +86,14 @@ def output_options(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="write no figures")
     g.add_argument("--strict", action="store_true", help=f"exit {EXIT_STRICT} if any fit fails its convergence checks")
+
+
+def load_run_table(args: argparse.Namespace, data: str):
+    """The validated run table named by ``data`` with the command's data options (``inputs.datasets.load_runs``)."""
+    from bayes_scaling.inputs.datasets import load_runs
+
+    return load_runs(data, lr_grid=getattr(args, "lr_grid", None), batch_grid=getattr(args, "batch_grid", None),
+                     columns=args.columns, batch_unit=args.batch_unit, seq_len=args.seq_len)
 
 
 def ci_prob_option(p: argparse.ArgumentParser) -> None:

@@ -85,9 +85,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     data_name = args.data or DEFAULT_DATA
     command = common.CommandRun("fit", argv, args.out, common.data_label(data_name), ARTIFACTS)
 
-    from bayes_scaling.inputs.datasets import load_runs
-
-    loaded = load_runs(data_name, lr_grid=args.lr_grid, batch_grid=args.batch_grid)
+    loaded = common.load_run_table(args, data_name)
 
     from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
 
@@ -97,6 +95,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"bayes-scaling: {loaded.description}")
     print(f"  {len(loaded.runs)} runs -> {len(best.frame)} best runs in {best.frame['N'].nunique()} model sizes; "
           f"models {', '.join(models)}; {_methods(models, kinds, config, args.approx)}", flush=True)
+    for line in best.dropped_text():
+        print(f"  {line}", flush=True)
 
     import pandas as pd
 
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
                  "lr_grid": str(loaded.lr_grid) if loaded.lr_grid else "per-cell sweep",
-                 "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep"},
+                 "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep",
+                 "dropped": best.dropped_text()},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict() | {"per_n_intercepts": args.per_n_intercepts},
         "run_level": {name: {"method": sf.method, "slopes": sf.slopes} for name, sf in fitted.run_level.items()},

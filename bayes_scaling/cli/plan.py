@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-N", type=float, default=None, help="largest model you can train (parameters); caps N*")
     g.add_argument("--flops-model", choices=FLOPS_MODELS, default="6ND",
                    help="C = 6*N*D (default) or DeepSeek's C = M*D, M = 72*L*d^2 + 12*L*d*seq_len")
-    g.add_argument("--seq-len", type=int, default=4096, help="sequence length for --flops-model deepseek (default 4096)")
+    g.add_argument("--run-seq-len", type=int, default=4096,
+                   help="sequence length of the planned run, for --flops-model deepseek (default 4096)")
     g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
     common.data_options(p, default=DEFAULT_DATA,
                         help=f"run table for the lr / batch-size laws: bundled name or path (default {DEFAULT_DATA})")
@@ -62,21 +63,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Validate, fit both posteriors, plan, write plan.csv / plan_draws.csv / plan.png / manifest.json."""
     ci_prob = common.check_ci_prob(args.ci_prob)
     config = SamplerConfig.from_args(args)
-    if args.seq_len < 0 or not args.aspect > 0:
-        raise InputError(f"--seq-len must be >= 0 and --aspect > 0, got {args.seq_len} and {args.aspect}")
+    if args.run_seq_len < 0 or not args.aspect > 0:
+        raise InputError(f"--run-seq-len must be >= 0 and --aspect > 0, got {args.run_seq_len} and {args.aspect}")
     kinds = catalog.kinds()
     if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
         best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
         raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
 
-    from bayes_scaling.inputs.datasets import load_runs
     from bayes_scaling.inputs.loss_tables import load_loss_table
     from bayes_scaling.planning.plan import FlopsModel, check_budgets, draws_frame, make_plan, plan_grid
 
     table, source, loss_sha = load_loss_table(args.loss_law_data)
     check_budgets(args.compute, table, args.max_N, source)
-    loaded = load_runs(args.data, lr_grid=args.lr_grid, batch_grid=args.batch_grid)  # fails before any fitting
+    loaded = common.load_run_table(args, args.data)  # fails before any fitting
 
     from bayes_scaling.inputs.runtable import best_runs
     from bayes_scaling.io import write_csv
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
     optimum = {q: fitter.fit(args.optimum_model, best.quantity(q)) for q in ("lr", "batch_size")}
-    flops = FlopsModel(args.flops_model, args.seq_len, args.aspect)
+    flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
     with command.publish({

@@ -95,11 +95,25 @@ class LoadedRuns:
     description: str
 
 
-def load_runs(data: str, *, lr_grid: str | None = None, batch_grid: str | None = None) -> LoadedRuns:
+BATCH_UNITS = ("tokens", "sequences")
+
+
+def load_runs(data: str, *, lr_grid: str | None = None, batch_grid: str | None = None, columns: str | None = None,
+              batch_unit: str = "tokens", seq_len: int | None = None) -> LoadedRuns:
     """Load a bundled dataset by name, or a CSV/Parquet path, validated.
 
-    Grids given here override a dataset's declared ones.
+    Grids given here override a dataset's declared ones. ``columns`` maps the file's column names
+    onto the run table's (``"lr=learning_rate,B=batch_size"``); ``batch_unit="sequences"`` reads B
+    as sequences per step and converts it to tokens, B × seq_len (``seq_len``, else the table's
+    ``seq_len`` column).
     """
+    from bayes_scaling.inputs.runtable import parse_columns
+
+    mapping = parse_columns(columns)
+    if batch_unit not in BATCH_UNITS:
+        raise InputError(f"--batch-unit {batch_unit!r}: choose one of {', '.join(BATCH_UNITS)}")
+    if seq_len is not None and seq_len < 1:
+        raise InputError(f"--seq-len {seq_len}: must be a positive number of tokens")
     if data in DATASETS:
         ds = DATASETS[data]
         path, to_runs, description = ds.path, ds.to_runs, ds.description
@@ -113,10 +127,12 @@ def load_runs(data: str, *, lr_grid: str | None = None, batch_grid: str | None =
         to_runs, description = _blog, f"run table {path}"
         require_file(path)                          # before pandas loads: a typo answers at once
     grids = _parse_grid(lr_grid, "--lr-grid"), _parse_grid(batch_grid, "--batch-grid")
-    from bayes_scaling.inputs.runtable import read_table, validate_runs
+    from bayes_scaling.inputs.runtable import apply_columns, read_table, validate_runs
 
     source = str(path) if data not in DATASETS else data
-    frame = to_runs(read_table(path))
+    frame = to_runs(apply_columns(read_table(path), mapping, source))
+    if batch_unit == "sequences":
+        frame = _sequences_to_tokens(frame, seq_len, source)
     return LoadedRuns(
         runs=validate_runs(frame, source=source),
         source=source,
@@ -125,6 +141,17 @@ def load_runs(data: str, *, lr_grid: str | None = None, batch_grid: str | None =
         batch_grid=grids[1],
         description=description,
     )
+
+
+def _sequences_to_tokens(frame: pd.DataFrame, seq_len: int | None, source: str) -> pd.DataFrame:
+    """B (sequences per step) → B × seq_len tokens, with ``seq_len`` or the table's own column."""
+    import pandas as pd
+
+    if seq_len is None and "seq_len" not in frame.columns:
+        raise InputError(f"--batch-unit sequences: {source} has no seq_len column; give --seq-len (tokens per sequence)")
+    length = seq_len if seq_len is not None else pd.to_numeric(frame["seq_len"], errors="coerce")
+    frame = frame.assign(B=pd.to_numeric(frame["B"], errors="coerce") * length)
+    return frame.assign(seq_len=length) if seq_len is not None else frame
 
 
 def _parse_grid(spec: str | None, flag: str) -> Grid | None:

@@ -8,12 +8,22 @@ One row per training run:
 Read from CSV or Parquet, validated (every problem is reported as one line naming
 file, line and column), then reduced to the best run per (N, D) cell together with
 the grid cell that run's learning rate and batch size sit in (see ``inputs.grids``).
+
+Rules beyond the columns' own: one configuration (N, D, B, lr[, seed]) is one row — a
+repeated one is an error that lists the first repeats; several seeds of one (N, D, B, lr)
+are *averaged* (:func:`average_seeds`: the mean loss of the seeds that did not diverge; the
+configuration diverged only if every seed did). B is tokens per step: beside a ``seq_len``
+column a B below it or not a multiple of it is refused (it reads like sequences per step;
+``--batch-unit sequences`` converts). Cells where every run diverged are dropped and named
+(``BestRuns.dropped``), and a table whose cells cannot tell the exponent of D from the
+intercept or from N's (one token budget per model size) is refused (:func:`check_design`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +42,22 @@ STATUSES = ("ok", "diverged")
 QUANTITIES = {"lr": "lr", "batch_size": "B"}
 
 
+#: Common names of the run table's columns in W&B and spreadsheet exports (→ ``--columns``).
+ALIASES = {
+    "lr": ("learning_rate", "lr_max", "peak_lr", "max_lr", "learningrate", "eta"),
+    "B": ("batch_size", "batch_tokens", "batch", "bs", "global_batch_size", "tokens_per_step"),
+    "D": ("tokens", "train_tokens", "n_tokens", "num_tokens", "dataset_size", "data"),
+    "N": ("params", "n_params", "num_params", "parameters", "non_embedding_params", "model_size"),
+    "loss": ("final_loss", "val_loss", "eval_loss", "validation_loss", "loss_final", "smooth_loss"),
+    "run_id": ("id", "run", "name", "run_name", "exp_name"),
+}
+
+
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every read failure into one InputError line."""
     path = require_file(path)
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        _check_text_format(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
@@ -51,6 +74,65 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         if lines is not None and len(lines) == len(frame):
             frame.attrs["line_numbers"] = _LineNumbers(lines)  # blank lines / quoted newlines shift rows
     return frame
+
+
+def _check_text_format(path: Path) -> None:
+    """A CSV that is UTF-16 (Excel's "Unicode text"), or separated by semicolons or tabs (often with
+    decimal commas: a European spreadsheet export), is named as such, not as "missing columns"."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) > 3 and head[1:4:2] == b"\x00\x00"):
+        raise InputError(f"{path}: looks UTF-16 encoded (a spreadsheet's 'Unicode text' export); save it as a "
+                         "UTF-8 CSV with comma separators")
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if first.count(sep) >= 2 and first.count(",") < first.count(sep):
+            decimal = " and decimal commas" if sep == ";" and re.search(rb";-?\d+,\d", head) else ""
+            raise InputError(f"{path}: looks separated by {name}{decimal} (a spreadsheet export?); the run table "
+                             "is a comma-separated CSV with decimal points: re-save it as such, e.g. with pandas "
+                             "read_csv(path, sep=..., decimal=...).to_csv(new_path, index=False)")
+
+
+def apply_columns(frame: pd.DataFrame, mapping: dict[str, str], source: str) -> pd.DataFrame:
+    """Rename the user's columns onto the run table's (``--columns lr=learning_rate,B=batch_size``)."""
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    for target, column in mapping.items():
+        if column not in frame.columns:
+            raise InputError(f"--columns {target}={column}: {source} has no column {column!r} "
+                             f"(found: {', '.join(map(str, frame.columns))})")
+    clash = [t for t, c in mapping.items() if t in frame.columns and t != c]
+    frame = frame.drop(columns=clash).rename(columns={c: t for t, c in mapping.items()})
+    return frame
+
+
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """``"lr=learning_rate,B=batch_size"`` → {"lr": "learning_rate", "B": "batch_size"}."""
+    if not spec:
+        return {}
+    mapping = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        target, sep, column = (x.strip() for x in item.partition("="))
+        if not sep or not target or not column:
+            raise InputError(f"--columns {item!r}: expected OURS=YOURS pairs such as lr=learning_rate,B=batch_size")
+        if target not in REQUIRED + ("status", "seed", "seq_len"):
+            raise InputError(f"--columns {item!r}: {target!r} is not a run-table column "
+                             f"({', '.join(REQUIRED + ('status', 'seed', 'seq_len'))})")
+        mapping[target] = column
+    return mapping
+
+
+def _suggest(missing: list[str], columns: list[str]) -> str:
+    """"; did you mean --columns lr=learning_rate" where a close or common name is present."""
+    import difflib
+
+    pairs = []
+    lower = {c.lower(): c for c in columns}
+    for want in missing:
+        hit = next((lower[a] for a in ALIASES.get(want, ()) if a in lower), None)
+        hit = hit or next(iter(difflib.get_close_matches(want, columns, n=1, cutoff=0.75)), None)
+        if hit is not None and hit not in REQUIRED:
+            pairs.append(f"{want}={hit}")
+    return f"; did you mean --columns {','.join(pairs)}?" if pairs else ""
 
 
 class _LineNumbers(tuple):
@@ -90,6 +172,7 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
         raise InputError(
             f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"a run table needs {', '.join(REQUIRED)} (found: {', '.join(map(str, frame.columns))})"
+            + _suggest(missing, list(map(str, frame.columns)))
         )
     if "status" not in frame.columns:
         frame["status"] = "ok"
@@ -124,6 +207,9 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
         raise InputError(
             f"{source}:{_line(i, frame)}: column 'loss': missing or non-finite ({loss[i]}) for a run whose status is not 'diverged'"
         )
+    if "seq_len" in frame.columns:
+        _check_batch_unit(frame, source)
+    _check_repeats(frame, source)
     run_id = frame["run_id"].astype(str)
     dup = run_id.duplicated()
     if dup.any():
@@ -136,6 +222,72 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     return frame
 
 
+def _check_batch_unit(frame: pd.DataFrame, source: str) -> None:
+    """B is tokens per step: beside seq_len it is a multiple of it, never below it."""
+    seq = pd.to_numeric(frame["seq_len"], errors="coerce").to_numpy(float)
+    B = frame["B"].to_numpy(float)
+    known = np.isfinite(seq) & (seq > 0)
+    bad = known & ((B < seq) | (np.abs(B / np.where(known, seq, 1) - np.round(B / np.where(known, seq, 1))) > 1e-9))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{source}:{_line(i, frame)}: column 'B': {B[i]:g} is not a whole number of sequences of seq_len "
+            f"{seq[i]:g}; B must be tokens per step — if B counts sequences, give --batch-unit sequences "
+            f"(B × seq_len = {B[i] * seq[i]:,.0f} tokens)")
+
+
+def _check_repeats(frame: pd.DataFrame, source: str) -> None:
+    """One configuration, one row: a repeated (N, D, B, lr[, seed]) is an error naming the first repeats."""
+    key = ["N", "D", "B", "lr"] + (["seed"] if "seed" in frame.columns else [])
+    dup = frame.duplicated(subset=key, keep=False).to_numpy()
+    if not dup.any():
+        return
+    first = int(np.flatnonzero(dup)[0])
+    same = np.flatnonzero(dup & (frame[key] == frame[key].iloc[first]).all(axis=1).to_numpy())
+    where = " and ".join(_line(i, frame) for i in same[:3])
+    what = ", ".join(f"{k}={frame[k].iloc[first]:g}" if isinstance(frame[k].iloc[first], (int, float, np.number))
+                     else f"{k}={frame[k].iloc[first]}" for k in key)
+    losses = ", ".join(f"{v:g}" for v in frame["loss"].iloc[same[:3]])
+    hint = "give each repeat its own seed (seeds are averaged)" if "seed" not in frame.columns else "remove one"
+    raise InputError(f"{source}: {where}: the same run ({what}) appears {len(same)} times (losses {losses}); "
+                     f"{hint}; {int(dup.sum())} rows repeat a configuration in all")
+
+
+def average_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (N, D, B, lr): several seeds become their mean loss over the seeds
+    that did not diverge (``n_seeds`` counts them all); the configuration diverged only if every
+    seed did. A table with one seed per configuration is returned unchanged."""
+    key = ["N", "D", "B", "lr"]
+    if "seed" not in runs.columns or not runs.duplicated(subset=key).any():
+        return runs
+    ok = runs["status"] == "ok"
+    grouped = runs.assign(_ok_loss=runs["loss"].where(ok), _ok=ok).groupby(key, sort=False)
+    first = grouped.first().reset_index()
+    first["loss"] = grouped["_ok_loss"].mean().to_numpy()
+    first["status"] = np.where(grouped["_ok"].any().to_numpy(), "ok", "diverged")
+    first["n_seeds"] = grouped.size().to_numpy()
+    first["run_id"] = grouped["run_id"].agg("+".join).to_numpy()
+    return first.drop(columns=["_ok_loss", "_ok"])
+
+
+def check_design(cells: pd.DataFrame, source: str) -> None:
+    """Refuse a set of (N, D) cells whose law log q* = a + b·log N + c·log D cannot be identified:
+    c cannot be told from the intercept when every cell has one D, nor from b when D is a
+    function of N (one token budget per model size, e.g. a tokens-per-parameter rule)."""
+    logs = np.log(cells[["N", "D"]].drop_duplicates().to_numpy(float))
+    x = logs - logs.mean(axis=0)
+    if np.ptp(x[:, 1]) < 1e-9:
+        raise InputError(f"{source}: every cell has D = {float(np.exp(logs[0, 1])):g}, so c_D (the exponent of D) "
+                         "cannot be identified; sweep at least two token budgets D (per model size, ideally)")
+    scale = np.sqrt((x**2).sum(axis=0))
+    smallest = np.linalg.svd(x / scale, compute_uv=False)[-1] if len(x) >= 2 else 0.0
+    if smallest < 1e-6:
+        per_n = cells.groupby("N")["D"].nunique()
+        raise InputError(f"{source}: D is a function of N ({len(per_n)} model sizes, one token budget each), so c_D "
+                         "(the exponent of D) cannot be told from b_N (that of N); train at least one model size "
+                         "at two or more token budgets D")
+
+
 @dataclass(frozen=True)
 class BestRuns:
     """The best run of each (N, D) cell and the grid cell of its lr and B.
@@ -146,6 +298,16 @@ class BestRuns:
 
     frame: pd.DataFrame
     source: str
+    #: cells left out because every run in them diverged: one dict (N, D, runs) each
+    dropped: tuple[dict, ...] = ()
+
+    def dropped_text(self) -> list[str]:
+        """One line per dropped cell, and one per model size that lost every cell."""
+        lines = [f"dropped cell N={d['N']:g}, D={d['D']:g}: all {d['runs']} run(s) diverged" for d in self.dropped]
+        kept = set(self.frame["N"])
+        for n in sorted({d["N"] for d in self.dropped} - kept):
+            lines.append(f"dropped model size N={n:g}: every one of its cells diverged")
+        return lines
 
     @property
     def n_levels(self) -> np.ndarray:
@@ -224,12 +386,14 @@ def best_runs(
         if off.any():
             i = int(np.flatnonzero(off)[0])
             raise InputError(f"{source}:{_line(i, runs)}: column '{col}': {runs[col].iloc[i]:g} is not on the declared grid {grid} ({flag})")
+    runs = average_seeds(runs)
     ok = runs[runs["status"] == "ok"]
-    rows = []
+    rows, dropped = [], []
     for (n, d), cell in runs.groupby(["N", "D"], sort=True):
         cell_ok = ok.loc[ok.index.intersection(cell.index)]
-        if cell_ok.empty:
-            continue  # every run diverged: the cell says nothing about the optimum
+        if cell_ok.empty:   # every run diverged: the cell says nothing about the optimum
+            dropped.append({"N": float(n), "D": float(d), "runs": len(cell)})
+            continue
         best = cell_ok.loc[cell_ok["loss"].idxmin()]
         if len(cell) == 1 and (lr_grid is None or batch_grid is None):
             raise InputError(
@@ -251,7 +415,8 @@ def best_runs(
         raise InputError(f"{source}: no cell has a run with status 'ok'")
     if frame["N"].nunique() < 2:
         raise InputError(f"{source}: column 'N': runs with status 'ok' cover only one model size")
-    return BestRuns(frame=frame.reset_index(drop=True), source=source)
+    check_design(frame, source)
+    return BestRuns(frame=frame.reset_index(drop=True), source=source, dropped=tuple(dropped))
 
 
 def _swept_bounds(cell: pd.DataFrame, col: str, other: str, best: pd.Series) -> tuple[float, float]:
