@@ -4,7 +4,8 @@ The best-run kinds come from the optimum registry (``optimum.spec.registry``: on
 each in ``optimum/specs/``), the run-level kinds from ``surface.kind``. Each has a ``name``,
 a ``summary`` (its ``--help`` line), ``default`` (in the default ``--models`` set), ``bayesian``
 and a ``level``: "best-runs" kinds are fitted per optimum to the best run of each cell,
-"runs" kinds to every run, both optima at once. ``fit``, ``backtest`` and ``advise`` choose,
+"runs" kinds to every run, both optima at once (``surface.kind.RunLevelKind``: a ``fit`` that
+returns a result with ``as_optimum_fits``, ``write_artifacts``, ``to_netcdf`` and ``method``). ``fit``, ``backtest`` and ``advise`` choose,
 list and fit kinds through this module only.
 """
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
     from bayes_scaling.inputs.runtable import BestRuns
     from bayes_scaling.optimum.fit import Fitter, OptimumFit
-    from bayes_scaling.surface.fit import SurfaceFit, SurfaceFitter
 
 
 def kinds() -> dict:
@@ -62,7 +62,7 @@ def help_text() -> str:
 
 
 @dataclass(frozen=True)
-class SurfaceOptions:
+class RunOptions:
     """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
 
     slopes: str = "pooled"
@@ -75,15 +75,15 @@ class Fitted:
     """What a set of kinds produced: ``fits[quantity][kind]`` and the run-level fits by kind."""
 
     fits: dict[str, dict[str, OptimumFit]] = field(default_factory=dict)
-    run_level: dict[str, SurfaceFit] = field(default_factory=dict)
+    run_level: dict[str, object] = field(default_factory=dict)
 
 
 def fit_all(names: list[str], quantities: list[str], best: BestRuns, fitter: Fitter, *,
-            runs: pd.DataFrame | None = None, surface_fitter: SurfaceFitter | None = None,
-            surface: SurfaceOptions = SurfaceOptions(), surface_data=None, source: str = "<table>",
-            on_fit: Callable[[str, str, object], None] | None = None) -> Fitted:
+            runs: pd.DataFrame | None = None, options: RunOptions = RunOptions(), source: str = "<table>",
+            caches: dict | None = None, on_fit: Callable[[str, str, object], None] | None = None) -> Fitted:
     """Fit every named kind to every quantity: best-run kinds per quantity on ``best``, run-level
-    kinds once on ``runs`` (or a prepared ``surface_data``). ``on_fit(kind, quantity or "both", fit)``
+    kinds once on ``runs`` (their cells must be ``best``'s). ``caches`` (a dict kept by the caller)
+    lets run-level kinds reuse compiled models across calls; ``on_fit(kind, quantity or "both", fit)``
     is called after each fit (progress lines)."""
     known = kinds()
     out = Fitted(fits={q: {} for q in quantities})
@@ -95,19 +95,15 @@ def fit_all(names: list[str], quantities: list[str], best: BestRuns, fitter: Fit
                 out.fits[q][name] = fit
                 if on_fit:
                     on_fit(name, q, fit)
+    caches = {} if caches is None else caches
     for name in names:
         if known[name].level != "runs":
             continue
-        from bayes_scaling.surface.data import WINDOW, surface_data as make_surface_data
-        from bayes_scaling.surface.fit import SurfaceFitter
-
-        data = surface_data if surface_data is not None else make_surface_data(
-            runs, window=surface.window or WINDOW, source=source)
-        sf = (surface_fitter or SurfaceFitter(fitter.config)).fit(data, slopes=surface.slopes, approx=surface.approx)
-        out.run_level[name] = sf
-        for q, fit in sf.as_optimum_fits().items():
+        fit = known[name].fit(runs, fitter.config, options, source=source, cache=caches.setdefault(name, {}))
+        out.run_level[name] = fit
+        for q, optimum in fit.as_optimum_fits().items():
             if q in out.fits:
-                out.fits[q][name] = fit
+                out.fits[q][name] = optimum
         if on_fit:
-            on_fit(name, "both", sf)
+            on_fit(name, "both", fit)
     return out

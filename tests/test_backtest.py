@@ -78,7 +78,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, repo_root,
 
 
 def test_a_fold_never_sees_its_held_out_cells(monkeypatch):
-    """Every fit of every fold — best-run kinds and the surface — is given only the training cells."""
+    """Every fit of every fold — best-run kinds and the surface — is given only the training cells' runs."""
     from bayes_scaling import catalog
     from bayes_scaling.evaluation import backtest
     from bayes_scaling.inference.config import SamplerConfig
@@ -87,16 +87,18 @@ def test_a_fold_never_sees_its_held_out_cells(monkeypatch):
     real = catalog.fit_all
 
     def spy(names, quantities, best, fitter, **kw):
-        seen.append((set(zip(best.frame["N"], best.frame["D"])), set(zip(kw["surface_data"].cells["N"],
-                                                                          kw["surface_data"].cells["D"]))))
+        seen.append((set(zip(best.frame["N"], best.frame["D"])), set(zip(kw["runs"]["N"], kw["runs"]["D"]))))
         return real(names, quantities, best, fitter, **kw)
 
     monkeypatch.setattr(backtest.catalog, "fit_all", spy)
     runs, _ = known_sweep(seed=1)
-    table = backtest.run_backtest(runs, models=["ols", "surface"], splits=("largest-n", "largest-d"),
-                                  config=SamplerConfig(draws=100, tune=150, chains=2), log=lambda _: None)
-    held = {split: set(zip(g["N"], g["D"])) for split, g in table.groupby("split")}
-    assert len(seen) == 4                                  # 2 folds × 2 models
-    for (best_cells, surface_cells), split in zip(seen, ["largest-n", "largest-n", "largest-d", "largest-d"]):
-        assert best_cells and not best_cells & held[split]
-        assert surface_cells == best_cells
+    logged = []
+    table = backtest.run_backtest(runs, models=["ols", "surface"], splits=("largest-n", "each-n", "largest-d"),
+                                  config=SamplerConfig(draws=100, tune=150, chains=2), log=logged.append)
+    held = {fold: set(zip(g["N"], g["D"])) for fold, g in table.groupby(["split", "fold"], sort=False)}
+    assert len(held) == 4 and len(seen) == 8               # 4 folds (largest-n, each N) × 2 models
+    for (best_cells, run_cells), fold in zip(seen, [f for f in held for _ in range(2)]):
+        assert best_cells and not best_cells & held[fold]
+        assert run_cells == best_cells
+    # largest-d leaves one D per size here: c_D is unidentified, so that fold is skipped, and says so
+    assert any("largest-d" in line and "cannot identify" in line for line in logged)

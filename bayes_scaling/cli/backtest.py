@@ -68,7 +68,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from bayes_scaling.surface.data import surface_data
 
     loaded = common.load_run_table(args, args.data)
-    surface_data(loaded.runs, window=args.window, source=loaded.source)   # fail fast on best-runs-only tables
+    from bayes_scaling.inputs.runtable import check_design
+
+    sd = surface_data(loaded.runs, window=args.window, source=loaded.source)   # fail fast on best-runs-only tables
+    check_design(sd.cells, loaded.source)
     print(f"backtest of {', '.join(models)} on {loaded.source} ({len(loaded.runs)} runs), splits: {', '.join(splits)}",
           flush=True)
     table = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,

@@ -87,9 +87,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     loaded = common.load_run_table(args, data_name)
 
-    from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
+    from bayes_scaling.inputs.runtable import QUANTITIES, best_runs, check_design
 
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    check_design(best.frame, loaded.source)
     quantities = list(QUANTITIES) if args.quantity == "both" else [args.quantity]
     kinds = catalog.kinds()
     print(f"bayes-scaling: {loaded.description}")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}", flush=True)
 
     fitted = catalog.fit_all(models, quantities, best, fitter, runs=loaded.runs, source=loaded.source,
-                             surface=catalog.SurfaceOptions(slopes=args.slopes, approx=args.approx), on_fit=announce)
+                             options=catalog.RunOptions(slopes=args.slopes, approx=args.approx), on_fit=announce)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "dropped": best.dropped_text()},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict() | {"per_n_intercepts": args.per_n_intercepts},
-        "run_level": {name: {"method": sf.method, "slopes": sf.slopes} for name, sf in fitted.run_level.items()},
+        "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
         "diagnostics": diagnostics,
     }) as stage:
         from bayes_scaling.io import write_csv
@@ -148,16 +149,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         for q, fq in fits.items():
             for m, f in fq.items():
                 f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
-        for name, sf in fitted.run_level.items():
-            sf.to_netcdf(stage / "posterior" / f"{name}.nc")
-            write_csv(stage / "surface_cells.csv", sf.cell_optima(ci_prob=ci_prob))
+        for name, run_fit in fitted.run_level.items():
+            run_fit.to_netcdf(stage / "posterior" / f"{name}.nc")
+            run_fit.write_artifacts(stage, ci_prob=ci_prob, plots=args.plots)
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures
-            from bayes_scaling.report.figures.surface import plot_bowls
 
             optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob)
-            for sf in fitted.run_level.values():
-                plot_bowls(sf, stage / "plots" / "surface_bowls.png")
 
     from bayes_scaling.report import text
 

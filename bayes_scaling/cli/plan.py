@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     check_budgets(args.compute, table, args.max_N, source)
     loaded = common.load_run_table(args, args.data)  # fails before any fitting
 
-    from bayes_scaling.inputs.runtable import best_runs
+    from bayes_scaling.inputs.runtable import best_runs, check_design
     from bayes_scaling.io import write_csv
     from bayes_scaling.laws.base import fit_law
     from bayes_scaling.laws.chinchilla import ParametricLaw
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     loss_fit = fit_law(ParametricLaw(table), config)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    check_design(best.frame, loaded.source)
     fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
     optimum = {q: fitter.fit(args.optimum_model, best.quantity(q)) for q in ("lr", "batch_size")}
     flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)

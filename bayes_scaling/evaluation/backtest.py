@@ -32,10 +32,10 @@ from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
 from bayes_scaling import catalog
 from bayes_scaling.inference.config import SamplerConfig
-from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs
+from bayes_scaling.errors import InputError
+from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs, check_design
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
-from bayes_scaling.surface.fit import SurfaceFitter
 
 SPLITS = ("largest-n", "largest-d", "each-n")
 REFERENCE = "steplaw-formula"
@@ -113,7 +113,7 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
     runs = sd.runs
     fitter = Fitter(config, n_boot=2000)   # compiles once per model kind and set of N levels
-    surface_fitter = SurfaceFitter(config)
+    caches: dict = {}                      # and once per run-level kind and table shape
     rows = []
     for split in splits:
         for fold, test in folds(best, split):
@@ -121,16 +121,23 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
             if best.loc[train, "N"].nunique() < 2:
                 log(f"  {split} / {fold}: skipped (fewer than two model sizes left to fit)")
                 continue
+            try:
+                check_design(best.loc[train], source)
+            except InputError as err:
+                log(f"  {split} / {fold}: skipped (the training cells cannot identify the law: {err})")
+                continue
             target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()
             meta = {"split": split, "fold": fold, "n_train_cells": int(train.sum())}
             ref = steplaw_formula(target_N, target_D)
             preds = {q: pd.DataFrame({"median": v, "lo": np.nan, "hi": np.nan}) for q, v in ref.items()}
             rows += score(best, test, runs, REFERENCE, preds, {**meta, "fit_ok": True, "wall_s": 0.0})
             sub = _best_subset(best, train, source)
+            train_keys = pd.MultiIndex.from_frame(best.loc[train, ["N", "D"]])
+            train_runs = runs[pd.MultiIndex.from_frame(runs[["N", "D"]]).isin(train_keys)].reset_index(drop=True)
             for model in models:
                 t0 = time.perf_counter()
-                fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, surface_fitter=surface_fitter,
-                                         surface=catalog.SurfaceOptions(slopes=slopes), surface_data=sd.subset(train))
+                fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, runs=train_runs, caches=caches,
+                                         options=catalog.RunOptions(slopes=slopes, window=window), source=source)
                 fits = {q: fitted.fits[q][model] for q in QUANTITIES}
                 diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
                 ok = all(d.ok for d in diag)

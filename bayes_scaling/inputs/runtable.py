@@ -15,8 +15,9 @@ are *averaged* (:func:`average_seeds`: the mean loss of the seeds that did not d
 configuration diverged only if every seed did). B is tokens per step: beside a ``seq_len``
 column a B below it or not a multiple of it is refused (it reads like sequences per step;
 ``--batch-unit sequences`` converts). Cells where every run diverged are dropped and named
-(``BestRuns.dropped``), and a table whose cells cannot tell the exponent of D from the
-intercept or from N's (one token budget per model size) is refused (:func:`check_design`).
+(``BestRuns.dropped``); :func:`check_design` refuses cells that cannot tell the exponent of D
+from the intercept or from N's (one token budget per model size) — the commands call it before
+fitting a law.
 """
 
 from __future__ import annotations
@@ -415,7 +416,6 @@ def best_runs(
         raise InputError(f"{source}: no cell has a run with status 'ok'")
     if frame["N"].nunique() < 2:
         raise InputError(f"{source}: column 'N': runs with status 'ok' cover only one model size")
-    check_design(frame, source)
     return BestRuns(frame=frame.reset_index(drop=True), source=source, dropped=tuple(dropped))
 
 

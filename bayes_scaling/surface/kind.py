@@ -1,13 +1,33 @@
-"""The run-level model kinds, as the command lines list them (light: nothing is fitted here).
+"""The run-level model kinds, as the command lines list them (light: the fitting is imported lazily).
 
-A run-level kind is fitted to every run of a full-sweep table, both optima at once, and
-yields one ``OptimumFit`` per optimum (``surface.fit.SurfaceFit.as_optimum_fits``); the best-run
-kinds live in ``optimum.spec``'s registry. ``catalog`` puts both in one mapping.
+A run-level kind is fitted to every run of a full-sweep table, both optima at once. Its ``fit``
+returns a result that yields one ``OptimumFit`` per optimum (``as_optimum_fits``), names its
+``method`` (``approximate`` when it is no MCMC), saves itself (``to_netcdf``) and writes its own
+extra artifacts (``write_artifacts``). The best-run kinds live in ``optimum.spec``'s registry;
+``catalog`` puts both in one mapping.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
 from bayes_scaling.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bayes_scaling.catalog import RunOptions
+    from bayes_scaling.inference.config import SamplerConfig
+
+
+class RunLevelKind(Protocol):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    default: ClassVar[bool]
+    bayesian: ClassVar[bool]
+    level: ClassVar[str]
+
+    def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
 #: Fast approximations of the surface posterior (``--approx``), labelled approximate wherever shown.
 APPROX = ("advi",)
@@ -24,6 +44,16 @@ class SurfaceKind:
     default = False
     bayesian = True
     level = "runs"
+
+    def fit(self, runs, config, options, *, source="<table>", cache=None):
+        """The surface model on every run of ``runs`` (``cache`` keeps its compiled model across calls)."""
+        from bayes_scaling.surface.data import WINDOW, surface_data
+        from bayes_scaling.surface.fit import SurfaceFitter
+
+        cache = {} if cache is None else cache
+        fitter = cache.setdefault((config, "fitter"), SurfaceFitter(config))
+        data = surface_data(runs, window=options.window or WINDOW, source=source)
+        return fitter.fit(data, slopes=options.slopes, approx=options.approx)
 
 
 #: Every run-level kind, by name.
