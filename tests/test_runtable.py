@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -331,3 +332,28 @@ def test_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
     with pytest.raises(InputError) as info:
         validate_runs(frame, source="gaps.csv")
     assert str(info.value) == "gaps.csv:line 8: column 'run_id': duplicate 'b' (first at line 6)"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("N,D,B\n1e8,1e9,65536\n", "missing column(s) 'lr'"),
+    ("N,D,B,lr\n1e8,1e9,0,0.001\n", "line 2: column 'B': must be > 0"),
+    ("N,D,B,lr\n1e8,,65536,0.001\n", "line 2: column 'D': missing or non-finite"),
+    ("N,D,B,lr\n1e8,1e9,65536,nan\n", "column 'lr'"),
+    ("N,D,B,lr\n1e8,1e9,65536,fast\n", "'fast' is not a number"),
+])
+def test_planned_runs_are_validated_like_a_run_table(tmp_path, text, message):
+    from bayes_scaling.inputs.runtable import read_planned_runs
+
+    path = tmp_path / "planned.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_planned_runs(path)
+
+
+def test_planned_runs_keep_their_ids_and_values(tmp_path):
+    from bayes_scaling.inputs.runtable import read_planned_runs
+
+    path = tmp_path / "planned.csv"
+    path.write_text("run_id,N,D,B,lr\n7,1e9,2e10,524288,0.0006\n")
+    frame = read_planned_runs(path)
+    assert frame["run_id"].tolist() == ["7"] and frame["B"].iloc[0] == 524288.0

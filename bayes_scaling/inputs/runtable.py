@@ -166,15 +166,7 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     unless status is "diverged"; status is ok|diverged; run_id is unique; at least
     two distinct N (a scaling law in N needs them).
     """
-    frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"a run table needs {', '.join(REQUIRED)} (found: {', '.join(map(str, frame.columns))})"
-            + _suggest(missing, list(map(str, frame.columns)))
-        )
+    frame = _with_columns(frame, REQUIRED, "a run table", source)
     if "status" not in frame.columns:
         frame["status"] = "ok"
     frame["status"] = frame["status"].fillna("ok").astype(str).str.strip().str.lower()
@@ -182,25 +174,9 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"{source}:{_line(i, frame)}: column 'status': {frame['status'].iloc[i]!r} is not one of {STATUSES}")
-    for col in POSITIVE + ("loss",):
-        values = pd.to_numeric(frame[col], errors="coerce")
-        raw_missing = frame[col].isna()
-        not_number = values.isna() & ~raw_missing
-        if not_number.any():
-            i = int(np.flatnonzero(not_number)[0])
-            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': {frame[col].iloc[i]!r} is not a number")
-        frame[col] = values.astype(float)
+    _numbers(frame, ("loss",), source)
+    _positive(frame, POSITIVE, source)
     diverged = frame["status"] == "diverged"
-    for col in POSITIVE:
-        v = frame[col].to_numpy()
-        bad = ~np.isfinite(v)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': missing or non-finite value ({v[i]})")
-        bad = v <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': must be > 0, got {v[i]:g}")
     loss = frame["loss"].to_numpy()
     bad = ~np.isfinite(loss) & ~diverged.to_numpy()
     if bad.any():
@@ -220,6 +196,56 @@ def validate_runs(frame: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     frame["run_id"] = run_id
     if frame["N"].nunique() < 2:
         raise InputError(f"{source}: column 'N': only one model size ({frame['N'].iloc[0]:g}); a scaling law needs at least two")
+    return frame
+
+
+def _with_columns(frame: pd.DataFrame, required: tuple[str, ...], what: str, source: str) -> pd.DataFrame:
+    """A copy with stripped column names that has every ``required`` column (else one line, with a hint)."""
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"{what} needs {', '.join(required)} (found: {', '.join(map(str, frame.columns))})"
+            + _suggest(missing, list(map(str, frame.columns)))
+        )
+    return frame
+
+
+def _numbers(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
+    """Columns parsed as floats in place; text that is not a number is an error naming its line."""
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        not_number = values.isna() & ~frame[col].isna()
+        if not_number.any():
+            i = int(np.flatnonzero(not_number)[0])
+            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': {frame[col].iloc[i]!r} is not a number")
+        frame[col] = values.astype(float)
+
+
+def _positive(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
+    """Columns parsed as finite floats > 0 in place, each violation an error naming its line."""
+    _numbers(frame, columns, source)
+    for col in columns:
+        v = frame[col].to_numpy()
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': missing or non-finite value ({v[i]})")
+        bad = v <= 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{source}:{_line(i, frame)}: column '{col}': must be > 0, got {v[i]:g}")
+
+
+def read_planned_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A table of runs to predict the loss of (``--predict-runs``): columns N, D, B (tokens per
+    step), lr [, run_id], each finite and > 0, validated and reported like a run table."""
+    frame = _with_columns(read_table(path), POSITIVE, "a table of runs to predict", str(path))
+    _positive(frame, POSITIVE, str(path))
+    if "run_id" in frame.columns:
+        frame["run_id"] = frame["run_id"].astype(str)
     return frame
 
 
