@@ -184,3 +184,52 @@ def test_a_registered_spec_is_offered_and_fitted_everywhere(tmp_path, fitter, da
         assert z.shape == (len(data.y),) and float(theta["sigma"].values.ravel()[0]) > 0
     finally:
         specs._REGISTRY.pop("probe-kind", None)
+
+
+@pytest.mark.parametrize("name", BAYESIAN)
+def test_numpy_log_prior_equals_pymc(name, fits, data):
+    """The log prior each spec computes (for prior sensitivity) is PyMC's own, parameter by parameter."""
+    fit = fits[name]
+    tree = xr.DataTree.from_dict({"posterior": fit.posterior})
+    theirs = pm.compute_log_prior(tree, model=fit.spec.build(data, fit.centers), progressbar=False)["log_prior"]
+    ours = fit.spec.log_prior(fit.posterior, fit.centers)
+    assert set(ours) == set(theirs.data_vars)
+    for var, values in ours.items():
+        expected = theirs[var].values.reshape(values.shape)
+        np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-6, err_msg=var)
+
+
+def test_a_prior_given_on_the_command_line_changes_the_fit(data):
+    from bayes_scaling.optimum.priors import LogNormal, parse_prior
+
+    name, prior = parse_prior("tau_c=lognormal(log(0.03),0.75)")
+    assert name == "tau_c" and prior == LogNormal(np.log(0.03), 0.75)
+    options = ModelOptions(priors=((name, prior),))
+    fitter = Fitter(CONFIG, options=options)
+    fit = fitter.fit("hierarchical", data)
+    tau = fit.posterior["tau_c"].values.ravel()
+    default = Fitter(CONFIG).fit("hierarchical", data).posterior["tau_c"].values.ravel()
+    assert np.median(tau) < 0.7 * np.median(default)          # the prior moved the posterior
+    lp = fit.spec.log_prior(fit.posterior, fit.centers, options)["tau_c"].ravel()
+    np.testing.assert_allclose(lp, prior.logp(tau))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tau_c", "expected NAME=FAMILY(ARGS)"),
+    ("tau_c=cauchy(0,1)", "unknown family 'cauchy'"),
+    ("tau_c=lognormal(0)", "takes 2 argument(s)"),
+    ("tau_c=lognormal(log(x),1)", "is not a number"),
+    ("sigma=gamma(-2,10)", "must be positive"),
+])
+def test_bad_priors_are_one_line_errors(text, message):
+    from bayes_scaling.errors import InputError
+    from bayes_scaling.optimum.priors import parse_prior
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_prior(text)
+
+
+def test_a_prior_no_chosen_kind_has_is_refused(tmp_path, capsys):
+    rc = main(["--models", "ols,quantized", "--prior", "tau_c=lognormal(log(0.03),0.75)", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--prior tau_c: no chosen model" in err and "sigma" in err and not (tmp_path / "o").exists()

@@ -61,6 +61,9 @@ def model_options(p: argparse.ArgumentParser, *, models_help: str, default_model
     g = p.add_argument_group("models")
     g.add_argument("--models", default=default_models, metavar="LIST", help=models_help)
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    g.add_argument("--prior", action="append", metavar="NAME=DIST",
+                   help="replace a parameter's prior in every kind that has it, e.g. tau_c=lognormal(log(0.03),0.75), "
+                        "c=normal(0,0.5), sigma=gamma(2,10) (repeatable; a's prior is about the table's mean ȳ)")
     g.add_argument("--slopes", "--surface-slopes", dest="slopes", choices=SLOPES, default="pooled",
                    help="surface model: one slope on log D, or per-N slopes (default pooled)")
     g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
@@ -94,6 +97,22 @@ def load_run_table(args: argparse.Namespace, data: str):
 
     return load_runs(data, lr_grid=getattr(args, "lr_grid", None), batch_grid=getattr(args, "batch_grid", None),
                      columns=args.columns, batch_unit=args.batch_unit, seq_len=args.seq_len)
+
+
+def model_options_of(args: argparse.Namespace, models: list[str]):
+    """The ``ModelOptions`` of the command line: per-N intercepts and the ``--prior`` replacements, each
+    checked against the parameters of the chosen kinds."""
+    from bayes_scaling.optimum.priors import parse_prior
+    from bayes_scaling.optimum.spec import ModelOptions, registry
+
+    priors = tuple(parse_prior(text) for text in args.prior or ())
+    kinds = registry()
+    known = {name for m in models if m in kinds for name in kinds[m].priors()}
+    for name, _ in priors:
+        if name not in known:
+            raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
+                             f"(they have: {', '.join(sorted(known)) or 'none'})")
+    return ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
 
 
 def ci_prob_option(p: argparse.ArgumentParser) -> None:

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     common.check_max_refits(args.max_refits)
     config = SamplerConfig.from_args(args)
     check_approx(args.approx)
+    options = common.model_options_of(args, models)
     data_name = args.data or DEFAULT_DATA
     command = common.CommandRun("fit", argv, args.out, common.data_label(data_name), ARTIFACTS)
 
@@ -103,9 +104,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bayes_scaling.optimum.compare import compare
     from bayes_scaling.optimum.fit import Fitter
-    from bayes_scaling.optimum.spec import ModelOptions
-
-    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
+    fitter = Fitter(config, options=options)
 
     def announce(kind: str, quantity: str, fit) -> None:
         label = "both" if quantity == "both" else quantity
@@ -135,7 +134,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep",
                  "dropped": best.dropped_text()},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
-        "seed": config.seed, "sampler": config.as_dict() | {"per_n_intercepts": args.per_n_intercepts},
+        "seed": config.seed, "sampler": config.as_dict(),
+        "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
         "diagnostics": diagnostics,
     }) as stage:

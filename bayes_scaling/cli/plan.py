@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimum-model", default="hierarchical",
                    help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical)")
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    g.add_argument("--prior", action="append", metavar="NAME=DIST",
+                   help="replace a parameter's prior of the lr / batch-size laws, e.g. tau_c=lognormal(log(0.03),0.75)")
     common.ci_prob_option(p)
     common.sampler_options(p)
     common.output_options(p, "plan")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
         best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
         raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
+    options = common.model_options_of(args, [args.optimum_model])
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
 
     from bayes_scaling.inputs.loss_tables import load_loss_table
@@ -83,12 +86,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from bayes_scaling.laws.base import fit_law
     from bayes_scaling.laws.chinchilla import ParametricLaw
     from bayes_scaling.optimum.fit import Fitter
-    from bayes_scaling.optimum.spec import ModelOptions
 
     loss_fit = fit_law(ParametricLaw(table), config)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
-    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
+    fitter = Fitter(config, options=options)
     optimum = {q: fitter.fit(args.optimum_model, best.quantity(q)) for q in ("lr", "batch_size")}
     flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)

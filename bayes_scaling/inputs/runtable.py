@@ -41,6 +41,9 @@ STATUSES = ("ok", "diverged")
 
 #: The two optimised quantities: name → run-table column.
 QUANTITIES = {"lr": "lr", "batch_size": "B"}
+#: Selection jitter σ_sel (log units) of a best grid value when the table cannot tell it: 0.05, i.e.
+#: 5 % in q, a fourteenth of a power-of-2 grid step (it also keeps the censored likelihood smooth).
+SELECTION_JITTER = 0.05
 
 
 #: Common names of the run table's columns in W&B and spreadsheet exports (→ ``--columns``).
@@ -372,6 +375,8 @@ class QuantityData:
     n_index: np.ndarray
     n_levels: np.ndarray
     cell: list[str]
+    #: selection jitter of the best values (log units): SELECTION_JITTER, or estimated from full sweeps
+    sigma_sel: float = SELECTION_JITTER
 
     def subset(self, keep: np.ndarray) -> QuantityData:
         """The observations selected by a boolean mask (N levels are kept whole)."""
@@ -386,6 +391,7 @@ class QuantityData:
             n_index=self.n_index[keep],
             n_levels=self.n_levels,
             cell=[c for c, k in zip(self.cell, keep) if k],
+            sigma_sel=self.sigma_sel,
         )
 
 

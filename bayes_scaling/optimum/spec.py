@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from bayes_scaling.inputs.runtable import SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
+from bayes_scaling.optimum.priors import Gamma, Normal, Prior
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -48,17 +50,18 @@ if TYPE_CHECKING:
     from bayes_scaling.inference.diagnostics import Diagnostics
     from bayes_scaling.optimum.fit import Fitter
 
-#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back).
-CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc")
+#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back; the
+#: table constants ȳ and σ_sel ride along as constant rows, so one compiled model serves every table).
+CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc", "sigma_sel")
 #: Population-scale prior of per-N deviations: LogNormal(log TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA).
 TAU_PRIOR_MEDIAN = 0.1
 TAU_PRIOR_SIGMA = 0.75
 #: Scatter prior σ ~ Gamma(2, 2/SIGMA_PRIOR_MEAN): zero density at σ = 0 (boundary-avoiding).
 SIGMA_PRIOR_MEAN = 0.2
-#: Selection jitter σ_sel (log units) of the best grid value. Without it, as σ → 0 the
-#: censored likelihood becomes a step function of μ and NUTS diverges at the cliffs;
-#: 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
-SIGMA_FLOOR = 0.05
+#: Default selection jitter σ_sel (log units) of the best grid value (``inputs.runtable``). Without
+#: it, as σ → 0 the censored likelihood becomes a step function of μ and NUTS diverges at the
+#: cliffs; 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
+SIGMA_FLOOR = SELECTION_JITTER
 #: A target N within this log distance of a fitted size is that size (uses its own slope).
 SAME_N_ATOL = 1e-6
 #: Exact leave-out refits estimate one point's elpd: one chain per core, these many draws.
@@ -68,22 +71,30 @@ REFIT_TUNE = 300
 
 @dataclass(frozen=True)
 class Centers:
-    """Centring constants of a table: m_N, m_D (log-mean of the cells) and ȳ (log-mean optimum)."""
+    """The constants of a table a law is fitted on: m_N, m_D (log-means of the cells' N and D), ȳ (the
+    log-mean optimum) and σ_sel, the selection jitter of its best runs (``inputs.runtable``)."""
 
     log_N: float
     log_D: float
     y: float
+    sigma_sel: float = SIGMA_FLOOR
 
     @classmethod
     def of(cls, data: QuantityData) -> Centers:
-        return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)))
+        return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)),
+                   float(data.sigma_sel))
 
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Switches of a model kind that change its graph (and so its compiled model)."""
+    """Switches of a model kind that change its graph (and so its compiled model): per-N intercepts,
+    and priors that replace a kind's defaults (``--prior NAME=DIST``), by parameter name."""
 
     per_n_intercepts: bool = False
+    priors: tuple[tuple[str, Prior], ...] = ()
+
+    def prior_for(self, name: str) -> Prior | None:
+        return dict(self.priors).get(name)
 
 
 def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
@@ -96,6 +107,7 @@ def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
         "hi": data.hi,
         "n_index": data.n_index.astype(float),
         "a_loc": np.full(len(data.y), centers.y),
+        "sigma_sel": np.full(len(data.y), centers.sigma_sel),
     }
     return np.vstack([rows[k] for k in CELL_COLUMNS])
 
@@ -208,17 +220,39 @@ class OptimumSpec:
     def coords(data: QuantityData) -> dict[str, list]:
         return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels], "cell_column": list(CELL_COLUMNS)}
 
-    @staticmethod
-    def law_priors(data: QuantityData, centers: Centers):
-        """Register the ``cells`` table and the shared priors of a, b, c, σ; return them."""
-        import pymc as pm
+    def priors(self) -> dict[str, Prior]:
+        """Default priors of the kind's parameters, by name (``a``'s is about the table's ȳ:
+        a − ȳ ~ Normal(0, 2)); ``z_*`` standard normals of non-centred forms are structure, not priors."""
+        return {"a": Normal(0.0, 2.0), "b": Normal(0.0, 1.0), "c": Normal(0.0, 1.0),
+                "sigma": Gamma(2.0, 2.0 / SIGMA_PRIOR_MEAN)}
 
+    def prior(self, name: str, options: ModelOptions) -> Prior:
+        """The prior of parameter ``name`` in this fit: the user's (``--prior``) or the kind's default."""
+        return options.prior_for(name) or self.priors()[name]
+
+    def rv(self, name: str, options: ModelOptions, d: dict | None = None, **kwargs):
+        """The PyMC variable of parameter ``name`` with its prior (``a`` placed about ȳ from the table ``d``)."""
+        shift = d["a_loc"][0] if name == "a" and d is not None else None
+        return self.prior(name, options).rv(name, shift=shift, **kwargs)
+
+    def law_priors(self, data: QuantityData, centers: Centers, options: ModelOptions = ModelOptions()):
+        """Register the ``cells`` table and the shared parameters a, b, c, σ; return them."""
         d = data_table("cells", cells_table(data, centers), CELL_COLUMNS, "cell", integers=("n_index",))
-        a = pm.Normal("a", mu=d["a_loc"][0], sigma=2.0)
-        b = pm.Normal("b", mu=0.0, sigma=1.0)
-        c = pm.Normal("c", mu=0.0, sigma=1.0)
-        sigma = pm.Gamma("sigma", alpha=2.0, beta=2.0 / SIGMA_PRIOR_MEAN)
-        return d, a, b, c, sigma
+        return (d, self.rv("a", options, d), self.rv("b", options), self.rv("c", options),
+                self.rv("sigma", options))
+
+    def log_prior(self, posterior: xr.Dataset, centers: Centers, options: ModelOptions = ModelOptions()
+                  ) -> dict[str, np.ndarray]:
+        """Pointwise log prior density (S, …) of each parameter with a prior in the posterior — what
+        ``pm.compute_log_prior`` gives, for power-scaling sensitivity (``optimum.sensitivity``)."""
+        out = {}
+        for name in self.priors():
+            if name in posterior:
+                out[name] = self.prior(name, options).logp(stacked(posterior, name), shift=centers.y if name == "a" else 0.0)
+        for name in posterior.data_vars:
+            if name.startswith("z_"):
+                out[name] = Normal(0.0, 1.0).logp(stacked(posterior, name))
+        return out
 
     # ----------------------------------------------------------------- posterior math (NumPy)
 
@@ -251,11 +285,11 @@ class OptimumSpec:
         it: the law plus the observation noise (scatter and selection jitter) — the posterior
         predictive of ``q_obs`` (``pm.sample_posterior_predictive`` draws the same)."""
         mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
-        return mu + self.observation_scale(posterior) * rng.standard_normal(mu.shape)
+        return mu + self.observation_scale(posterior, centers) * rng.standard_normal(mu.shape)
 
-    def observation_scale(self, posterior: xr.Dataset) -> np.ndarray:
+    def observation_scale(self, posterior: xr.Dataset, centers: Centers) -> np.ndarray:
         """(S, 1) scale of the observed best value about the law: √(σ² + σ_sel²) (selection jitter)."""
-        return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + SIGMA_FLOOR**2)
+        return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + centers.sigma_sel**2)
 
     def cell_logp(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
                   data: QuantityData) -> np.ndarray:
@@ -264,7 +298,7 @@ class OptimumSpec:
 
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        return interval_logp(mu, self.observation_scale(posterior), data.lo[None, :], data.hi[None, :])
+        return interval_logp(mu, self.observation_scale(posterior, centers), data.lo[None, :], data.hi[None, :])
 
     def log_likelihood(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
                        data: QuantityData) -> np.ndarray:

@@ -78,6 +78,10 @@ class OLS(OptimumSpec):
     bayesian = False
     trace_vars = ()
 
+    def priors(self):
+        """Least squares has no priors."""
+        return {}
+
     def scatter(self, posterior, rng, shape):
         """The bootstrap interval is that of the fitted line: no scatter term."""
         return np.zeros(shape)
