@@ -176,7 +176,8 @@ MODELS = ["ols", "quantized", "hierarchical"]
 TARGETS = [(4e9, 1e11), (1e10, 2e11)]
 CLI_ARGS = ["--data", "blog-partII", "--models", ",".join(MODELS),
             "--target", "4e9,1e11", "--target", "1e10,2e11",
-            "--draws", "100", "--tune", "200", "--chains", "2", "--seed", "3", "--no-plots", "--max-refits", "0"]
+            "--draws", "100", "--tune", "200", "--chains", "2", "--seed", "3", "--no-plots", "--max-refits", "0",
+            "--cv", "none"]
 QUANTITIES = ["lr", "batch_size"]
 
 
@@ -204,8 +205,14 @@ def test_cli_writes_every_artifact(cli_run):
 
 def test_predictions_csv(cli_run):
     out, _ = cli_run
-    pred = pd.read_csv(out / "predictions.csv")
-    assert list(pred.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+    everything = pd.read_csv(out / "predictions.csv")
+    assert list(everything.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob",
+                                        "interval", "recommended"]
+    assert everything["interval"].str.len().gt(20).all()                # every row says what its interval is
+    stacked = everything[everything["model"] == "stacked"]
+    assert stacked["interval"].str.contains("LOO weights").all()       # --cv none: stacked on LOO
+    assert everything.groupby(["quantity", "N", "D"])["recommended"].sum().eq(1).all()   # one per target
+    pred = everything[everything["model"] != "stacked"]
     assert len(pred) == len(MODELS) * len(QUANTITIES) * len(TARGETS)
     keys = set(zip(pred["model"], pred["quantity"], pred["N"], pred["D"]))
     assert keys == {(m, q, n, d) for m in MODELS for q in QUANTITIES for n, d in TARGETS}
@@ -301,7 +308,7 @@ def test_rerun_into_existing_out_replaces_the_artifact_set_and_keeps_other_files
     assert proc.returncode == 0, proc.stderr[-3000:]
     pred = pd.read_csv(out / "predictions.csv")
     assert set(pred["model"]) == {"ols"} and pred["N"].eq(2e9).all()
-    assert len(pred) == 2 and len(old_pred) == 12
+    assert len(pred) == 2 and len(old_pred[old_pred["model"] != "stacked"]) == 12
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"] == ["ols"]
     assert (out / "notes.txt").read_text() == "mine\n"
@@ -322,7 +329,10 @@ def test_the_default_command_end_to_end(tmp_path):
     defaults = catalog.default_models()
     assert defaults == ["ols", "pooled", "quantized", "hierarchical"]
     pred = pd.read_csv(out / "predictions.csv")
-    assert sorted(set(pred["model"])) == sorted(defaults)
+    assert sorted(set(pred["model"]) - {"stacked"}) == sorted(defaults)
+    assert pred.groupby("quantity")["recommended"].sum().eq(1).all()
+    assert {"lono_elpd", "lono_weight", "cover_largest_n", "cover_largest_d"} <= set(pd.read_csv(out / "compare.csv"))
+    assert (out / "held_out.csv").exists()
     comp = pd.read_csv(out / "compare.csv")
     assert set(comp["model"]) == {"pooled", "quantized", "hierarchical"}
     assert comp["n_refit"].sum() > 0                      # exact refits ran

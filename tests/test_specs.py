@@ -108,8 +108,9 @@ def test_prior_draws_come_from_the_model_prior(name, data):
     assert prior.sizes["draw"] == 4000
     assert np.mean(prior["sigma"].values) == pytest.approx(0.2, abs=0.01)
     assert np.std(prior["b"].values) == pytest.approx(1.0, abs=0.05)
-    if spec.per_n_slopes:
-        assert prior[spec.per_n_slopes].sizes["N_level"] == len(data.n_levels)
+    slopes = spec.level_slopes(prior, specs.Centers.of(data), data.n_levels)
+    if slopes is not None:
+        assert slopes.shape == (4000, len(data.n_levels))
 
 
 def test_quantized_t_resists_one_odd_cell(fitter):
@@ -173,7 +174,7 @@ def test_a_registered_spec_is_offered_and_fitted_everywhere(tmp_path, fitter, da
         assert "probe-kind" in catalog.kinds() and "probe-kind" in catalog.help_text()
         assert catalog.parse_models("ols,probe-kind") == ["ols", "probe-kind"]
         fits = {m: fitter.fit(m, data) for m in ("quantized", "probe-kind")}
-        table = compare(fits, data, fitter, max_refits=0)
+        table = compare(fits, data, fitter, max_refits=0).table
         assert set(table["model"]) == {"quantized", "probe-kind"}
         np.testing.assert_allclose(fits["probe-kind"].coefficients()["median"], fits["quantized"].coefficients()["median"],
                                    atol=0.05)

@@ -126,6 +126,15 @@ def check_ci_prob(value: float) -> float:
     return value
 
 
+def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """A comma-separated subset of ``allowed`` ("none" or "": the empty subset), in the given order."""
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none"))
+    bad = [s for s in items if s not in allowed]
+    if bad:
+        raise InputError(f"{flag}: {', '.join(bad)} not in {', '.join(allowed)} (or none)")
+    return items
+
+
 def check_max_refits(value: int) -> int:
     if value < 0:
         raise InputError(f"--max-refits {value}: must be >= 0")

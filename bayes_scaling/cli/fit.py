@@ -25,9 +25,10 @@ DEFAULT_TARGET = "4e9,1e11"
 DEFAULT_DATA = "blog-partII"
 #: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
 #: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
-ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "surface_cells.csv",
-             "posterior", "plots")
-PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "held_out.csv", "sensitivity.csv",
+             "surface_cells.csv", "posterior", "plots")
+PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob", "interval", "recommended"]
+CV_SCHEMES = ("lono", "largest-n", "largest-d")
 
 
 def epilog() -> str:
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("prediction")
     g.add_argument("--target", action="append", metavar="N,D",
                    help=f"(N params, D tokens) to predict at; repeatable (default {DEFAULT_TARGET})")
+    g.add_argument("--cv", default=",".join(CV_SCHEMES), metavar="LIST",
+                   help="extrapolation cross-validation beside LOO: comma-separated subset of "
+                        f"{','.join(CV_SCHEMES)} (leave one N out; the largest N; each N's largest D), or none "
+                        "(default all; each fold refits every compared kind)")
     common.ci_prob_option(g)
     common.sampler_options(p, refits=True)
     common.output_options(p, "fit")
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     targets = common.parse_targets(args.target, DEFAULT_TARGET)
     ci_prob = common.check_ci_prob(args.ci_prob)
     common.check_max_refits(args.max_refits)
+    cv = common.parse_choices(args.cv, CV_SCHEMES, "--cv")
     config = SamplerConfig.from_args(args)
     check_approx(args.approx)
     options = common.model_options_of(args, models)
@@ -117,13 +123,25 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
-                             for f in every], ignore_index=True)
+                             .assign(interval=f.spec.interval) for f in every], ignore_index=True)
     exponents = pd.concat([f.coefficients(ci_prob=ci_prob) for f in every], ignore_index=True)
     compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
-    comparison = None
+    comparisons = {}
     if len(compared) >= 2:
-        comparison = pd.concat([compare({m: fits[q][m] for m in compared}, best.quantity(q), fitter, args.max_refits)
-                                for q in quantities], ignore_index=True)
+        print(f"  comparing {', '.join(compared)}: LOO" + (f" and {', '.join(cv)} refits" if cv else ""), flush=True)
+        comparisons = {q: compare({m: fits[q][m] for m in compared}, best.quantity(q), fitter, args.max_refits,
+                                  cv=cv, ci_prob=ci_prob) for q in quantities}
+    stacked = [c.stacked.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
+               .assign(interval=f"stacked mixture ({c.stacked.basis} weights: {c.stacked.describe()})")
+               for c in comparisons.values() if c.stacked is not None]
+    predictions = pd.concat([predictions, *stacked], ignore_index=True)
+    recommended = {q: c.recommended for q, c in comparisons.items()}
+    predictions["recommended"] = [recommended.get(q) == m for q, m in zip(predictions["quantity"], predictions["model"])]
+    from bayes_scaling.optimum.sensitivity import sensitivity
+
+    bayes_best = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]
+    sensitive = pd.concat([sensitivity(fits[q][m], targets, options, seed=config.seed) for q in quantities
+                           for m in bayes_best], ignore_index=True) if bayes_best else None
     approximate = {name for name, sf in fitted.run_level.items() if sf.approximate}
     diagnostics = {f"{m}/{q}": f.diagnostics.as_dict() for q, fq in fits.items() for m, f in fq.items()
                    if f.diagnostics and m not in approximate}   # an approximation has no MCMC diagnostics
@@ -137,6 +155,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "seed": config.seed, "sampler": config.as_dict(),
         "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
+        "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
+                                                       for q, c in comparisons.items()},
         "diagnostics": diagnostics,
     }) as stage:
         from bayes_scaling.io import write_csv
@@ -144,8 +164,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         write_csv(stage / "best_runs.csv", best.frame)
         write_csv(stage / "predictions.csv", predictions[PREDICTION_COLUMNS])
         write_csv(stage / "exponents.csv", exponents)
-        if comparison is not None:
-            write_csv(stage / "compare.csv", comparison)
+        if sensitive is not None:
+            write_csv(stage / "sensitivity.csv", sensitive)
+        if comparisons:
+            write_csv(stage / "compare.csv", pd.concat([c.table for c in comparisons.values()], ignore_index=True))
+            held = [c.held_out for c in comparisons.values() if not c.held_out.empty]
+            if held:
+                write_csv(stage / "held_out.csv", pd.concat(held, ignore_index=True))
         for q, fq in fits.items():
             for m, f in fq.items():
                 f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
@@ -155,18 +180,23 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures
 
-            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob)
+            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
 
     from bayes_scaling.report import text
 
     interval = "90% interval" if ci_prob == 0.9 else f"{ci_prob:.0%} interval"
     print(f"\nexponents (median [{interval}]):")
     print(text.exponents_text(exponents))
-    if comparison is not None:
-        print("\nLOO comparison (elpd of the observed grid cells; higher is better):")
-        print(text.compare_text(comparison))
+    if comparisons:
+        print("\ncomparison (elpd of the observed grid cells; higher is better):")
+        print(text.compare_text(pd.concat([c.table for c in comparisons.values()], ignore_index=True)))
+        for q, c in comparisons.items():
+            print(f"  recommended for {q} at a new N: {c.recommended} — {c.reason}")
     print("\npredicted optimum:")
     print(text.predictions_text(predictions))
+    if sensitive is not None:
+        print("\nprior sensitivity (power-scaling; contraction = 1 − posterior/prior variance):")
+        print(text.sensitivity_text(sensitive))
     if diagnostics:
         print("\nsampler diagnostics:")
         print(text.diagnostics_text(diagnostics))

@@ -193,12 +193,12 @@ class OptimumSpec:
     level: ClassVar[str] = "best-runs"
     #: which fitted kind the fan and PPC plots show: the highest
     main_priority: ClassVar[int] = 0
-    #: name of the per-N slope variable (forest plots), None when the kind has one slope
-    per_n_slopes: ClassVar[str | None] = None
     #: the kind with one common slope that pooled-vs-per-N plots set this one against
     pooled_partner: ClassVar[str | None] = None
     #: scalar law parameters of trace plots
     trace_vars: ClassVar[tuple[str, ...]] = ("a", "b", "c", "sigma")
+    #: what the kind's prediction interval is (predictions.csv's ``interval`` column)
+    interval: ClassVar[str] = "posterior predictive of the optimum: law + scatter σ (no grid, no selection jitter)"
 
     # ----------------------------------------------------------------- the PyMC model
 
@@ -304,6 +304,10 @@ class OptimumSpec:
                        data: QuantityData) -> np.ndarray:
         """Pointwise log-likelihood of ``q_obs`` (S, n) — the model's own; for a censored kind the cell probability."""
         return self.cell_logp(posterior, centers, n_levels, data)
+
+    def level_slopes(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray) -> np.ndarray | None:
+        """Draws (S, L) of the slope on log D at each fitted size (forest plots); None: one slope for all."""
+        return None
 
     def coefficient_draws(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray) -> dict[str, np.ndarray]:
         """The law on the raw scale, log q* = intercept + b_N·log N + c_D·log D, plus σ (and extras)."""

@@ -30,14 +30,22 @@ def exponents_text(exponents: pd.DataFrame) -> str:
 
 
 def compare_text(table: pd.DataFrame) -> str:
-    """LOO ranking per quantity."""
+    """Per quantity: LOO (interpolation) beside leave-one-N-out and the largest-N / largest-D folds
+    (extrapolation), each with its stacking weight and the held-out cells' coverage."""
     lines = []
+    cv = "lono_elpd" in table
     for q, block in table.groupby("quantity", sort=False):
-        lines.append(f"  {q}:")
+        lines.append(f"  {q}:" + ("   LOO (each cell)                    | leave-one-N-out          "
+                                  "| held out: largest N, largest D (elpd; cover)" if cv else ""))
         for r in block.itertuples():
-            note = "" if r.n_high_k == 0 else f"  ({r.method})"
-            lines.append(f"    {r.rank}. {r.model:<13} elpd {r.elpd_loo:7.2f} ± {r.se:4.2f}   "
-                         f"diff {r.elpd_diff:6.2f} ± {r.dse:4.2f}   weight {r.weight:.2f}{note}")
+            row = (f"    {r.rank}. {r.model:<13} elpd {r.elpd_loo:7.2f} ± {r.se:4.2f}  diff {r.elpd_diff:6.2f}  "
+                   f"w {r.weight:.2f}")
+            if cv:
+                row += (f" | {r.lono_elpd:7.2f} ± {r.lono_se:4.2f}  w {r.lono_weight:.2f}"
+                        f" | {r.largest_n_elpd:6.2f}; {r.cover_largest_n:.2f}   {r.largest_d_elpd:6.2f}; {r.cover_largest_d:.2f}")
+            if r.n_high_k:
+                row += f"  ({r.method})"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -54,8 +62,9 @@ def predictions_text(pred: pd.DataFrame) -> str:
             lines.append(head)
             for r in rows.itertuples():
                 width = r.hi / r.lo
+                mark = "  <- recommended" if getattr(r, "recommended", False) else ""
                 lines.append(f"      {r.model:<13} {_fmt(r.median):>10}  {int(round(r.ci_prob * 100))}% "
-                             f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide)")
+                             f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide){mark}")
     return "\n".join(lines)
 
 
@@ -113,3 +122,17 @@ def ranking_text(rank: pd.DataFrame, ci_prob: float) -> str:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         return (f"ranking (by mean loss regret; coverage = measured optimum inside the {ci_prob:.0%} interval):\n"
                 + rank.to_string(index=False))
+
+
+def sensitivity_text(table: pd.DataFrame) -> str:
+    """The quantities whose interval is mostly their prior's, per model and quantity (or that none is)."""
+    flagged = table[table["prior_driven"]]
+    if flagged.empty:
+        return "  no parameter or prediction is prior-driven (see sensitivity.csv)"
+    lines = []
+    for (m, q), rows in flagged.groupby(["model", "quantity"], sort=False):
+        items = [f"{r.variable} ({r.diagnosis if r.diagnosis != 'ok' else 'little learned'}"
+                 + (f", contraction {r.contraction:.2f}" if np.isfinite(r.contraction) else "") + ")"
+                 for r in rows.itertuples()]
+        lines.append(f"  !! {m}/{q}: prior-driven: " + "; ".join(items))
+    return "\n".join(lines) + "\n  (test another prior with --prior NAME=DIST; every value is in sensitivity.csv)"

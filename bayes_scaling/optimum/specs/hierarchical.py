@@ -27,7 +27,6 @@ class Hierarchical(OptimumSpec):
     style = {"color": "tab:red"}
     default = True
     main_priority = 30
-    per_n_slopes = "c_n"
     pooled_partner = "quantized"
     trace_vars = ("a", "b", "c", "sigma", "tau_c", "tau_a")
 
@@ -61,6 +60,9 @@ class Hierarchical(OptimumSpec):
         if "a_n" in posterior:
             mu = mu + per_level(posterior, "a_n", "tau_a", np.zeros_like(a), group, rng)
         return mu
+
+    def level_slopes(self, posterior, centers, n_levels):
+        return stacked(posterior, "c_n")
 
     def coefficient_draws(self, posterior, centers, n_levels):
         draws = super().coefficient_draws(posterior, centers, n_levels)

@@ -77,6 +77,7 @@ class OLS(OptimumSpec):
     default = True
     bayesian = False
     trace_vars = ()
+    interval = "bootstrap of the least-squares line over resampled cells (the line's interval: no residual)"
 
     def priors(self):
         """Least squares has no priors."""
