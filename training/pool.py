@@ -100,8 +100,10 @@ def run_pool(plan_dir: Path, workers: int, drain_kwargs: dict, *, max_restarts: 
             signal.signal(signal.SIGINT, previous)
         return proc
 
-    live = [start() for _ in range(workers)]
+    live: list[multiprocessing.process.BaseProcess] = []
     try:
+        for _ in range(workers):
+            live.append(start())
         while live:
             ended = wait([p.sentinel for p in live], timeout=POLL_S)
             tick()
@@ -113,7 +115,7 @@ def run_pool(plan_dir: Path, workers: int, drain_kwargs: dict, *, max_restarts: 
                 stale_after = drain_kwargs.get("stale_after", DEFAULT_STALE_AFTER_S)
                 death = Death(proc.pid, proc.exitcode, _requeue(plan_dir, proc.pid, stale_after))
                 report.deaths.append(death)
-                held = f" while training run {death.run_id}; the run is requeued" if death.run_id else " between runs"
+                held = f" while training run {death.run_id}; the run is requeued" if death.run_id else " holding no run"
                 say(f"worker pid {death.pid} died ({death.cause}){held}")
                 if not runs_left():
                     continue

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("plan_dir", type=Path, metavar="DIR")
     s.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: worker processes on this machine; slurm: --workers jobs submitted with submitit")
-    s.add_argument("--workers", type=int, default=1, help="parallel workers (processes or Slurm jobs; default 1)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="parallel workers (processes or Slurm jobs; default 1); local: never more than runs left to train")
     s.add_argument("--max-restarts", type=int, default=3, metavar="N",
                    help="local: replace at most N dead worker processes in all (default 3); a dead worker's run "
                         "is requeued either way")
@@ -210,13 +211,13 @@ def run_states(plan_dir: Path, plan: Plan, stale_after: float = DEFAULT_STALE_AF
     return states
 
 
-def _claimable(plan_dir: Path, plan: Plan, stale_after: float, retry_before: float | None) -> bool:
-    """Whether a worker started now would find a run to train (pending, unreadable, or failed and retried)."""
+def _claimable(plan_dir: Path, plan: Plan, stale_after: float, retry_before: float | None) -> int:
+    """How many runs a worker started now could train (pending, unreadable, or failed and retried)."""
+    n = 0
     for r in plan.runs:
         state, _ = run_state(plan_dir, r.run_id, stale_after)
-        if state in ("pending", "unreadable") or (state == "failed" and not stays_failed(plan_dir, r.run_id, retry_before)):
-            return True
-    return False
+        n += state in ("pending", "unreadable") or (state == "failed" and not stays_failed(plan_dir, r.run_id, retry_before))
+    return n
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -231,9 +232,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     kwargs = dict(runtime_overrides=overrides, stale_after=args.stale_after, retry_before=retry_before)
     report = PoolReport()
     if args.executor == "local":
-        with _progress(args.plan_dir, plan) as (tick, say):
-            report = run_pool(args.plan_dir, args.workers, kwargs, max_restarts=args.max_restarts, tick=tick, say=say,
-                              runs_left=lambda: _claimable(args.plan_dir, plan, args.stale_after, retry_before))
+        claimable = lambda: _claimable(args.plan_dir, plan, args.stale_after, retry_before)  # noqa: E731
+        with _progress(args.plan_dir, plan) as (tick, say):  # no more workers than runs to train: each imports torch
+            report = run_pool(args.plan_dir, min(args.workers, claimable()), kwargs, max_restarts=args.max_restarts,
+                              tick=tick, say=say, runs_left=lambda: claimable() > 0)
     else:
         import submitit
 
