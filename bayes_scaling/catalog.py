@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bayes_scaling.errors import InputError
 from bayes_scaling.optimum.spec import registry
-from bayes_scaling.surface.kind import RUN_LEVEL_KINDS
+from bayes_scaling.surface.kind import RUN_LEVEL_KINDS, RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,15 +59,6 @@ def help_text() -> str:
         lines.append(f"  {name:<14}{body[0]}")
         lines += [" " * 16 + line for line in body[1:]]
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
-
-    slopes: str = "pooled"
-    approx: str | None = None
-    window: float | None = None
 
 
 @dataclass

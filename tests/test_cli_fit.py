@@ -337,10 +337,12 @@ def test_the_default_command_end_to_end(tmp_path):
     assert set(comp["model"]) == {"pooled", "quantized", "hierarchical"}
     assert comp["n_refit"].sum() > 0                      # exact refits ran
     plots = {p.name for p in (out / "plots").iterdir()}
-    for q in QUANTITIES:
-        assert {f"fan_{q}.png", f"ppc_hierarchical_{q}.png", f"trace_hierarchical_{q}.png",
-                f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
     manifest = assert_manifest(out, "fit")
+    for q in QUANTITIES:
+        main = manifest["recommended"][q]["model"]                     # the figures follow the recommendation
+        main = "hierarchical" if main == "stacked" else main
+        assert {f"fan_{q}.png", f"ppc_{main}_{q}.png", f"trace_{main}_{q}.png",
+                f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
     assert manifest["models"] == defaults
     for section in ("exponents", "LOO comparison", "predicted optimum", "sampler diagnostics"):
         assert section in proc.stdout

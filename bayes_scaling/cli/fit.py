@@ -176,9 +176,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
         for name, run_fit in fitted.run_level.items():
             run_fit.to_netcdf(stage / "posterior" / f"{name}.nc")
-            run_fit.write_artifacts(stage, ci_prob=ci_prob, plots=args.plots)
+            run_fit.write_artifacts(stage, ci_prob=ci_prob)
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures
+            from bayes_scaling.report.figures.surface import write_figures
+
+            for run_fit in fitted.run_level.values():
+                write_figures(run_fit, stage / "plots")
 
             optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.inputs.grids import Grid, cell_log_bounds, merge_close
+from bayes_scaling.inputs.grids import SELECTION_JITTER, Grid, cell_log_bounds, merge_close
 from bayes_scaling.io import require_file
 
 REQUIRED = ("run_id", "N", "D", "B", "lr", "loss")
@@ -41,9 +41,6 @@ STATUSES = ("ok", "diverged")
 
 #: The two optimised quantities: name → run-table column.
 QUANTITIES = {"lr": "lr", "batch_size": "B"}
-#: Selection jitter σ_sel (log units) of a best grid value when the table cannot tell it: 0.05, i.e.
-#: 5 % in q, a fourteenth of a power-of-2 grid step (it also keeps the censored likelihood smooth).
-SELECTION_JITTER = 0.05
 
 
 #: Common names of the run table's columns in W&B and spreadsheet exports (→ ``--columns``).

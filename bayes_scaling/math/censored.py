@@ -28,3 +28,4 @@ def interval_logp(mu, sigma, lo, hi) -> np.ndarray:
     lb, la = log_ndtr(b2), log_ndtr(a2)
     with np.errstate(divide="ignore", invalid="ignore"):
         return lb + np.log1p(-np.exp(la - lb))
+

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from bayes_scaling.inputs.runtable import SELECTION_JITTER
+from bayes_scaling.inputs.grids import SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import Gamma, Normal, Prior
 
@@ -58,7 +58,7 @@ TAU_PRIOR_MEDIAN = 0.1
 TAU_PRIOR_SIGMA = 0.75
 #: Scatter prior σ ~ Gamma(2, 2/SIGMA_PRIOR_MEAN): zero density at σ = 0 (boundary-avoiding).
 SIGMA_PRIOR_MEAN = 0.2
-#: Default selection jitter σ_sel (log units) of the best grid value (``inputs.runtable``). Without
+#: Default selection jitter σ_sel (log units) of the best grid value (``inputs.grids``). Without
 #: it, as σ → 0 the censored likelihood becomes a step function of μ and NUTS diverges at the
 #: cliffs; 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
 SIGMA_FLOOR = SELECTION_JITTER

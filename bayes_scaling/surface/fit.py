@@ -117,16 +117,14 @@ class SurfaceFit:
                                        "sample_stats": tree["sample_stats"].to_dataset()})
         return cls(data, meta["slopes"], idata, diagnose(idata, var_names=_diagnosed(idata)), meta["method"])
 
-    def write_artifacts(self, stage, *, ci_prob: float, plots: bool) -> None:
-        """The surface's own outputs: ``surface_cells.csv`` (each cell's optimum beside its best run) and
-        ``plots/surface_bowls.png``."""
+    #: the report figures that suit it (``report.figures.surface.FIGURES``)
+    figures = ("surface_bowls",)
+
+    def write_artifacts(self, stage, *, ci_prob: float) -> None:
+        """The surface's own table: ``surface_cells.csv``, each cell's optimum beside its best run."""
         from bayes_scaling.io import write_csv
 
         write_csv(stage / "surface_cells.csv", self.cell_optima(ci_prob=ci_prob))
-        if plots:
-            from bayes_scaling.report.figures.surface import plot_bowls
-
-            plot_bowls(self, stage / "plots" / "surface_bowls.png")
 
     def cell_optima(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Posterior of each cell's latent optimum (natural units) next to its best measured run."""

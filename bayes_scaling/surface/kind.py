@@ -9,6 +9,7 @@ extra artifacts (``write_artifacts``). The best-run kinds live in ``optimum.spec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from bayes_scaling.errors import InputError
@@ -16,8 +17,16 @@ from bayes_scaling.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bayes_scaling.catalog import RunOptions
     from bayes_scaling.inference.config import SamplerConfig
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
+
+    slopes: str = "pooled"
+    approx: str | None = None
+    window: float | None = None
 
 
 class RunLevelKind(Protocol):
