@@ -105,6 +105,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
           f"models {', '.join(models)}; {_methods(models, kinds, config, args.approx)}", flush=True)
     for line in best.dropped_text():
         print(f"  {line}", flush=True)
+    if best.sigma_sel:
+        print("  selection jitter σ_sel of the best runs, from the sweeps: "
+              + ", ".join(f"{q} {v:.3f}" for q, v in best.sigma_sel.items()), flush=True)
 
     import pandas as pd
 
@@ -150,7 +153,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
                  "lr_grid": str(loaded.lr_grid) if loaded.lr_grid else "per-cell sweep",
                  "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep",
-                 "dropped": best.dropped_text()},
+                 "dropped": best.dropped_text(),
+                 "sigma_sel": best.sigma_sel or {q: best.quantity(q).sigma_sel for q in quantities}},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict(),
         "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},

@@ -327,6 +327,8 @@ class BestRuns:
     source: str
     #: cells left out because every run in them diverged: one dict (N, D, runs) each
     dropped: tuple[dict, ...] = ()
+    #: selection jitter σ_sel per optimum, estimated from full sweeps (``inputs.selection``); None: the default
+    sigma_sel: dict[str, float] | None = None
 
     def dropped_text(self) -> list[str]:
         """One line per dropped cell, and one per model size that lost every cell."""
@@ -356,6 +358,7 @@ class BestRuns:
             n_index=np.searchsorted(levels, f["N"].to_numpy()),
             n_levels=levels,
             cell=[f"N={n:.3g},D={d:.3g}" for n, d in zip(f["N"], f["D"])],
+            sigma_sel=(self.sigma_sel or {}).get(name, SELECTION_JITTER),
         )
 
 
@@ -445,7 +448,10 @@ def best_runs(
         raise InputError(f"{source}: no cell has a run with status 'ok'")
     if frame["N"].nunique() < 2:
         raise InputError(f"{source}: column 'N': runs with status 'ok' cover only one model size")
-    return BestRuns(frame=frame.reset_index(drop=True), source=source, dropped=tuple(dropped))
+    from bayes_scaling.inputs.selection import selection_jitter
+
+    frame = frame.reset_index(drop=True)
+    return BestRuns(frame=frame, source=source, dropped=tuple(dropped), sigma_sel=selection_jitter(runs, frame))
 
 
 def _swept_bounds(cell: pd.DataFrame, col: str, other: str, best: pd.Series) -> tuple[float, float]:

@@ -87,7 +87,8 @@ def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | No
     (LOO stacking), n_high_k, n_refit, method, and with ``cv``: lono_elpd, lono_se, lono_diff,
     lono_dse, lono_weight (stacking over left-out sizes), largest_n_elpd, largest_d_elpd,
     cover_largest_n, cover_largest_d (share of held-out cells whose ``ci_prob`` interval overlaps
-    the observed grid cell) and width_largest_n (median width hi/lo there).
+    the observed grid cell), hit_largest_n, hit_largest_d (… contains the observed grid value) and
+    width_largest_n (median width hi/lo there).
 
     The recommendation, for extrapolation to a new N: the kind with leave-one-N-out stacking
     weight ≥ RECOMMEND_ALONE, else the stacked mixture of the kinds with weight ≥ 0.01 (LOO's
@@ -135,8 +136,9 @@ def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | No
         for scheme in ("largest-n", "largest-d"):
             key = scheme.replace("-", "_")
             table[f"{key}_elpd"] = [float(sum(f.elpd for f in scores[m] if f.scheme == scheme)) or np.nan for m in names]
-            table[f"cover_{key}"] = [float(pd.concat([f.cells for f in scores[m] if f.scheme == scheme])["overlaps"].mean())
-                                     if any(f.scheme == scheme for f in scores[m]) else np.nan for m in names]
+            for col, check in ((f"cover_{key}", "overlaps"), (f"hit_{key}", "contains")):
+                table[col] = [float(pd.concat([f.cells for f in scores[m] if f.scheme == scheme])[check].mean())
+                              if any(f.scheme == scheme for f in scores[m]) else np.nan for m in names]
         table["width_largest_n"] = [float(pd.concat([f.cells for f in scores[m] if f.scheme == "largest-n"])["width"].median())
                                     if any(f.scheme == "largest-n" for f in scores[m]) else np.nan for m in names]
     table = table.sort_values("elpd_loo", ascending=False, ignore_index=True)

@@ -16,7 +16,8 @@ scores the held-out block jointly, as the probability of its observed grid cells
 (one number per fold: cells of one size share that size's unknown slope, so they are not
 scored as if independent). Each held-out cell also gets its predictive check: whether the
 ``ci_prob`` interval of the best-run draws (``OptimumSpec.observation_draws``) overlaps the
-observed grid cell, and that interval's width.
+observed grid cell (``overlaps``) and contains the observed grid value (``contains``, stricter:
+the grid value is the cell's centre, not the optimum), and that interval's width.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def score_fold(fit: OptimumFit, data: QuantityData, fitter: Fitter, held: np.nda
     _, lo, hi = quantiles(draws, ci_prob)
     cells = pd.DataFrame({"N": np.exp(test.log_N), "D": np.exp(test.log_D),
                           "p_cell": np.exp(logsumexp(ll, axis=0) - np.log(ll.shape[0])),
-                          "overlaps": (hi >= test.lo) & (lo <= test.hi), "width": np.exp(hi - lo)})
+                          "overlaps": (hi >= test.lo) & (lo <= test.hi), "contains": (lo <= test.y) & (test.y <= hi),
+                          "width": np.exp(hi - lo)})
     return FoldScore(scheme, fold, elpd, cells)
 
 
