@@ -346,3 +346,20 @@ def test_the_default_command_end_to_end(tmp_path):
     assert manifest["models"] == defaults
     for section in ("exponents", "LOO comparison", "predicted optimum", "sampler diagnostics"):
         assert section in proc.stdout
+
+
+def test_the_parallel_path_gives_the_sequential_results_and_still_reports_failed_checks(tmp_path):
+    """Kinds fitted in parallel processes (--workers 2) give the same predictions as one after another,
+    and a fit that fails its checks (here: too few draws) is flagged and fails --strict either way."""
+    args = ["--models", "ols,quantized,hierarchical", "--draws", "60", "--tune", "100", "--chains", "2", "--no-plots",
+            "--max-refits", "1", "--cv", "largest-n", "--strict", "--quiet"]
+    outs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        proc = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", *args, "--workers", workers, "--out", str(out)],
+                              capture_output=True, text=True, env=ENV, timeout=900)
+        assert proc.returncode == 3, proc.stderr[-2000:]                 # --strict: failed checks
+        assert "!!" in proc.stdout and "failed convergence checks" in proc.stderr
+        assert "model kinds fitted" not in proc.stderr                   # --quiet: no progress
+        outs[workers] = pd.read_csv(out / "predictions.csv")
+    pd.testing.assert_frame_equal(outs["1"], outs["2"])

@@ -234,3 +234,17 @@ def test_a_prior_no_chosen_kind_has_is_refused(tmp_path, capsys):
     rc = main(["--models", "ols,quantized", "--prior", "tau_c=lognormal(log(0.03),0.75)", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "--prior tau_c: no chosen model" in err and "sigma" in err and not (tmp_path / "o").exists()
+
+
+def test_prior_objects_sample_what_they_score():
+    """Each family's NumPy draws have the moments its log density implies (checked by quadrature)."""
+    from scipy import integrate
+
+    from bayes_scaling.optimum.priors import Gamma, HalfNormal, LogNormal, Normal, StudentT
+
+    for prior in (Normal(1.0, 2.0), HalfNormal(0.5), Gamma(2.0, 10.0), LogNormal(np.log(0.1), 0.75), StudentT(5.0, 0.0, 1.0)):
+        draws = prior.sample(200_000, seed=3)
+        lo, hi = (0.0, np.inf) if isinstance(prior, (HalfNormal, Gamma, LogNormal)) else (-np.inf, np.inf)
+        mean = integrate.quad(lambda x: x * np.exp(prior.logp(x)), lo, hi)[0]
+        assert integrate.quad(lambda x: np.exp(prior.logp(x)), lo, hi)[0] == pytest.approx(1.0, abs=1e-6)
+        assert np.mean(draws) == pytest.approx(mean, rel=0.02, abs=0.01)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from bayes_scaling.io import check_out_dir, staged_dir, write_json
 #: Packages whose versions every manifest records.
 VERSIONED = ("bayes-scaling", "pymc", "pytensor", "arviz", "arviz-stats", "nutpie", "numpy", "pandas", "xarray")
 DEFAULT_CI_PROB = 0.9
+DEFAULT_WORKERS = os.cpu_count() or 1
 SLOPES = ("pooled", "per_n")
 
 
@@ -79,6 +81,9 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None
     g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     g.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
                    help=f"NUTS target acceptance (default {TARGET_ACCEPT}: small steps through the per-N funnel)")
+    g.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                   help=f"processes working at once (model kinds, folds or simulations; default {DEFAULT_WORKERS}, "
+                        "the number of CPUs)")
     if refits:
         g.add_argument("--max-refits", type=int, default=MAX_REFITS,
                        help=f"exact LOO refits per model for points with Pareto k > 0.7 (default {MAX_REFITS})")
@@ -89,6 +94,8 @@ def output_options(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="write no figures")
     g.add_argument("--strict", action="store_true", help=f"exit {EXIT_STRICT} if any fit fails its convergence checks")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (bars on a terminal, one line per finished unit in a log)")
 
 
 def load_run_table(args: argparse.Namespace, data: str):
@@ -133,6 +140,12 @@ def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, 
     if bad:
         raise InputError(f"{flag}: {', '.join(bad)} not in {', '.join(allowed)} (or none)")
     return items
+
+
+def check_workers(value: int) -> int:
+    if value < 1:
+        raise InputError(f"--workers {value}: must be at least 1")
+    return value
 
 
 def check_max_refits(value: int) -> int:

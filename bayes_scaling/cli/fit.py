@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bayes_scaling import catalog
+from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
 from bayes_scaling.errors import ArgumentParser, guarded
 from bayes_scaling.inference.config import SamplerConfig
@@ -81,10 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Validate every option, then load, fit, compare, predict, write and report."""
+    progress.set_quiet(args.quiet)
     models = catalog.parse_models(args.models)
     targets = common.parse_targets(args.target, DEFAULT_TARGET)
     ci_prob = common.check_ci_prob(args.ci_prob)
     common.check_max_refits(args.max_refits)
+    common.check_workers(args.workers)
     cv = common.parse_choices(args.cv, CV_SCHEMES, "--cv")
     config = SamplerConfig.from_args(args)
     check_approx(args.approx)
@@ -111,44 +113,43 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     import pandas as pd
 
-    from bayes_scaling.optimum.compare import compare
-    from bayes_scaling.optimum.fit import Fitter
-    fitter = Fitter(config, options=options)
+    from bayes_scaling.optimum.compare import aggregate
 
     def announce(kind: str, quantity: str, fit) -> None:
         label = "both" if quantity == "both" else quantity
-        note = f"{fit.method}; " if quantity == "both" else ""
-        extra = f"  {note}{fit.diagnostics.describe()}" if fit.diagnostics else ""
-        print(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}", flush=True)
+        method = f"{fit.method}; " if quantity == "both" else ""
+        extra = f"  {method}{fit.diagnostics.describe()}" if fit.diagnostics else ""
+        progress.note(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}")
 
-    fitted = catalog.fit_all(models, quantities, best, fitter, runs=loaded.runs, source=loaded.source,
-                             options=catalog.RunOptions(slopes=args.slopes, approx=args.approx), on_fit=announce)
+    compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
+    compared = compared if len(compared) >= 2 else []
+    if compared:
+        progress.note(f"  fitting and comparing {', '.join(compared)}: LOO" + (f" and {', '.join(cv)} refits" if cv else "")
+                      + f"; {min(args.workers, len(models))} process(es)")
+    scoring = catalog.Scoring(compared=tuple(compared), cv=cv, max_refits=args.max_refits, ci_prob=ci_prob,
+                              targets=tuple(targets))
+    fitted = catalog.fit_and_score(models, quantities, best, config, options, runs=loaded.runs, source=loaded.source,
+                                   run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx),
+                                   scoring=scoring, workers=args.workers, on_fit=announce)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
                              .assign(interval=f.spec.interval) for f in every], ignore_index=True)
     exponents = pd.concat([f.coefficients(ci_prob=ci_prob) for f in every], ignore_index=True)
-    compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
-    comparisons = {}
-    if len(compared) >= 2:
-        print(f"  comparing {', '.join(compared)}: LOO" + (f" and {', '.join(cv)} refits" if cv else ""), flush=True)
-        comparisons = {q: compare({m: fits[q][m] for m in compared}, best.quantity(q), fitter, args.max_refits,
-                                  cv=cv, ci_prob=ci_prob) for q in quantities}
+    comparisons = {q: aggregate({m: fits[q][m] for m in compared}, best.quantity(q),
+                                {m: fitted.scores[q][m] for m in compared}) for q in quantities} if compared else {}
     stacked = [c.stacked.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
                .assign(interval=f"stacked mixture ({c.stacked.basis} weights: {c.stacked.describe()})")
                for c in comparisons.values() if c.stacked is not None]
     predictions = pd.concat([predictions, *stacked], ignore_index=True)
     recommended = {q: c.recommended for q, c in comparisons.items()}
     predictions["recommended"] = [recommended.get(q) == m for q, m in zip(predictions["quantity"], predictions["model"])]
-    from bayes_scaling.optimum.sensitivity import sensitivity
-
-    bayes_best = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]
-    sensitive = pd.concat([sensitivity(fits[q][m], targets, options, seed=config.seed) for q in quantities
-                           for m in bayes_best], ignore_index=True) if bayes_best else None
+    sensitive = pd.concat(fitted.sensitivity, ignore_index=True) if fitted.sensitivity else None
     approximate = {name for name, sf in fitted.run_level.items() if sf.approximate}
     diagnostics = {f"{m}/{q}": f.diagnostics.as_dict() for q, fq in fits.items() for m, f in fq.items()
                    if f.diagnostics and m not in approximate}   # an approximation has no MCMC diagnostics
 
+    progress.note("  writing tables, posteriors" + (" and figures" if args.plots else ""))
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
                  "lr_grid": str(loaded.lr_grid) if loaded.lr_grid else "per-cell sweep",

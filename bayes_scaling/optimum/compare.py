@@ -34,6 +34,7 @@ from bayes_scaling.inputs.runtable import QuantityData
 from bayes_scaling.optimum.crossval import SCHEMES, cross_validate
 from bayes_scaling.optimum.fit import Fitter, OptimumFit
 from bayes_scaling.optimum.stacking import StackedFit, stacking_weights
+from bayes_scaling.progress import steps
 
 K_THRESHOLD = 0.7
 
@@ -58,12 +59,14 @@ def loo_cells(fit: OptimumFit, data: QuantityData, fitter: Fitter | None = None,
     lppd_i = logsumexp(ll, axis=0) - np.log(ll.shape[0])
     high = np.flatnonzero(k > K_THRESHOLD)
     refit = high[np.argsort(-k[high])][:max_refits] if fitter is not None else np.array([], dtype=int)
-    for i in refit:
-        keep = np.ones(len(data.y), dtype=bool)
-        keep[i] = False
-        post = fitter.refit_posterior(fit.model, data.subset(keep), fit.centers)
-        ll_i = cell_loglik(fit, data.subset(~keep), posterior=post)[:, 0]
-        elpd_i[i] = logsumexp(ll_i) - np.log(ll_i.size)
+    with steps(len(refit), f"{fit.model}/{data.name}: exact LOO refits") as tick:
+        for i in refit:
+            keep = np.ones(len(data.y), dtype=bool)
+            keep[i] = False
+            post = fitter.refit_posterior(fit.model, data.subset(keep), fit.centers)
+            ll_i = cell_loglik(fit, data.subset(~keep), posterior=post)[:, 0]
+            elpd_i[i] = logsumexp(ll_i) - np.log(ll_i.size)
+            tick(data.cell[i])
     return {"elpd_i": elpd_i, "lppd_i": lppd_i, "pareto_k": k, "n_high_k": int(high.size), "refit": refit}
 
 
@@ -78,8 +81,29 @@ class Comparison:
     stacked: StackedFit | None
 
 
+@dataclass
+class KindScores:
+    """One kind's held-out scores on one optimum: LOO per cell and the cross-validation folds —
+    everything ``aggregate`` needs, computable on its own (in a worker process)."""
+
+    loo: dict
+    folds: list
+
+
+def score(fit: OptimumFit, data: QuantityData, fitter: Fitter | None = None, max_refits: int = MAX_REFITS, *,
+          cv: tuple[str, ...] = SCHEMES, ci_prob: float = 0.9) -> KindScores:
+    """LOO of the observed cells (exact refits where Pareto k is high) and every ``cv`` fold."""
+    folds_ = cross_validate(fit, data, fitter, cv, ci_prob=ci_prob) if cv and fitter is not None else []
+    return KindScores(loo_cells(fit, data, fitter, max_refits), folds_)
+
+
 def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | None = None,
             max_refits: int = MAX_REFITS, *, cv: tuple[str, ...] = SCHEMES, ci_prob: float = 0.9) -> Comparison:
+    """``aggregate`` of every kind's ``score`` (see there)."""
+    return aggregate(fits, data, {m: score(f, data, fitter, max_refits, cv=cv, ci_prob=ci_prob) for m, f in fits.items()})
+
+
+def aggregate(fits: dict[str, OptimumFit], data: QuantityData, scored: dict[str, KindScores]) -> Comparison:
     """Rank Bayesian kinds of one quantity by LOO (interpolation) and by leave-one-N-out,
     leave-largest-N-out and leave-largest-D-out (extrapolation); weight them by stacking.
 
@@ -95,7 +119,7 @@ def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | No
     weights when ``cv`` is empty or no fold could be refitted).
     """
     names = list(fits)
-    res = {name: loo_cells(fit, data, fitter, max_refits) for name, fit in fits.items()}
+    res = {name: scored[name].loo for name in names}
     n = len(data.y)
     elpd = {m: float(r["elpd_i"].sum()) for m, r in res.items()}
     best = max(elpd, key=elpd.get)
@@ -119,10 +143,10 @@ def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | No
     table = pd.DataFrame(rows)
     held = pd.DataFrame()
     lono_w = None
-    if cv and fitter is not None:
-        scores = {m: cross_validate(fit, data, fitter, cv, ci_prob=ci_prob) for m, fit in fits.items()}
+    scores = {m: scored[m].folds for m in names}
+    if any(scores.values()):
         held = pd.concat([f.cells.assign(quantity=data.name, model=m, scheme=f.scheme, fold=f.fold, fold_elpd=f.elpd)
-                          for m, fs in scores.items() for f in fs], ignore_index=True) if any(scores.values()) else held
+                          for m, fs in scores.items() for f in fs], ignore_index=True)
         lono = {m: np.array([f.elpd for f in fs if f.scheme == "lono"]) for m, fs in scores.items()}
         if all(v.size for v in lono.values()):
             lono_w = stacking_weights(np.array([lono[m] for m in names]))
@@ -135,12 +159,14 @@ def compare(fits: dict[str, OptimumFit], data: QuantityData, fitter: Fitter | No
             table["lono_weight"] = lono_w
         for scheme in ("largest-n", "largest-d"):
             key = scheme.replace("-", "_")
-            table[f"{key}_elpd"] = [float(sum(f.elpd for f in scores[m] if f.scheme == scheme)) or np.nan for m in names]
+            folds_ = {m: [f for f in scores[m] if f.scheme == scheme] for m in names}
+            cells = {m: pd.concat([f.cells for f in fs]) if fs else None for m, fs in folds_.items()}
+            table[f"{key}_elpd"] = [sum(f.elpd for f in folds_[m]) if folds_[m] else np.nan for m in names]
             for col, check in ((f"cover_{key}", "overlaps"), (f"hit_{key}", "contains")):
-                table[col] = [float(pd.concat([f.cells for f in scores[m] if f.scheme == scheme])[check].mean())
-                              if any(f.scheme == scheme for f in scores[m]) else np.nan for m in names]
-        table["width_largest_n"] = [float(pd.concat([f.cells for f in scores[m] if f.scheme == "largest-n"])["width"].median())
-                                    if any(f.scheme == "largest-n" for f in scores[m]) else np.nan for m in names]
+                table[col] = [float(cells[m][check].mean()) if cells[m] is not None else np.nan for m in names]
+            if scheme == "largest-n":
+                table["width_largest_n"] = [float(cells[m]["width"].median()) if cells[m] is not None else np.nan
+                                            for m in names]
     table = table.sort_values("elpd_loo", ascending=False, ignore_index=True)
     table.insert(2, "rank", np.arange(len(table)))
     weights, basis = (lono_w, "leave-one-N-out") if lono_w is not None else (loo_w, "LOO")

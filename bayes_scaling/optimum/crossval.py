@@ -31,6 +31,7 @@ from scipy.special import logsumexp
 from bayes_scaling.inputs.runtable import QuantityData
 from bayes_scaling.math.draws import quantiles
 from bayes_scaling.optimum.fit import Fitter, OptimumFit
+from bayes_scaling.progress import steps
 
 SCHEMES = ("lono", "largest-n", "largest-d")
 
@@ -85,12 +86,13 @@ def cross_validate(fit: OptimumFit, data: QuantityData, fitter: Fitter, schemes:
     """Every fold of every scheme for one fitted kind (a ``largest-n`` fold reuses its ``lono`` twin)."""
     scores: list[FoldScore] = []
     done: dict[bytes, FoldScore] = {}
-    for scheme in schemes:
-        for fold, held in folds(data, scheme):
-            if len(np.unique(np.round(data.log_N[~held], 9))) < 2:
-                continue                       # one size left: no law in N to extrapolate with
+    todo = [(scheme, fold, held) for scheme in schemes for fold, held in folds(data, scheme)
+            if len(np.unique(np.round(data.log_N[~held], 9))) >= 2]     # one size left: no law in N to test
+    with steps(len({h.tobytes() for _, _, h in todo}), f"{fit.model}/{data.name}: cross-validation refits") as tick:
+        for scheme, fold, held in todo:
             key = held.tobytes()
             if key not in done:
                 done[key] = score_fold(fit, data, fitter, held, scheme=scheme, fold=fold, ci_prob=ci_prob)
+                tick(f"{scheme} {fold}")
             scores.append(FoldScore(scheme, fold, done[key].elpd, done[key].cells))
     return scores

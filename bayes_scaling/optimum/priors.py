@@ -49,6 +49,15 @@ class Prior:
     def _logpdf(self, stats, x):
         raise NotImplementedError
 
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` draws (NumPy; no PyMC function to compile)."""
+        from scipy import stats
+
+        return self._frozen(stats).rvs(size=n, random_state=np.random.default_rng(seed))
+
+    def _frozen(self, stats):
+        raise NotImplementedError
+
     def _params(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -64,6 +73,9 @@ class Normal(Prior):
     def _logpdf(self, stats, x):
         return stats.norm.logpdf(x, self.mu, self.sigma)
 
+    def _frozen(self, stats):
+        return stats.norm(self.mu, self.sigma)
+
 
 @dataclass(frozen=True)
 class HalfNormal(Prior):
@@ -71,6 +83,9 @@ class HalfNormal(Prior):
 
     def _logpdf(self, stats, x):
         return stats.halfnorm.logpdf(x, scale=self.sigma)
+
+    def _frozen(self, stats):
+        return stats.halfnorm(scale=self.sigma)
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,9 @@ class Gamma(Prior):
     def _logpdf(self, stats, x):
         return stats.gamma.logpdf(x, self.alpha, scale=1.0 / self.beta)
 
+    def _frozen(self, stats):
+        return stats.gamma(self.alpha, scale=1.0 / self.beta)
+
 
 @dataclass(frozen=True)
 class LogNormal(Prior):
@@ -89,6 +107,9 @@ class LogNormal(Prior):
 
     def _logpdf(self, stats, x):
         return stats.lognorm.logpdf(x, self.sigma, scale=math.exp(self.mu))
+
+    def _frozen(self, stats):
+        return stats.lognorm(self.sigma, scale=math.exp(self.mu))
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,9 @@ class StudentT(Prior):
 
     def _logpdf(self, stats, x):
         return stats.t.logpdf(x, self.nu, self.mu, self.sigma)
+
+    def _frozen(self, stats):
+        return stats.t(self.nu, self.mu, self.sigma)
 
 
 FAMILIES = {cls.__name__.lower(): cls for cls in (Normal, HalfNormal, Gamma, LogNormal, StudentT)}

@@ -85,10 +85,8 @@ def sensitivity(fit: OptimumFit, targets: list[tuple[float, float]], options: Mo
 def _contraction(fit: OptimumFit, name: str, options: ModelOptions) -> float:
     """1 − Var_post/Var_prior of a scalar parameter (the prior's variance from its own draws), on the log
     scale for a positive parameter (a scale's heavy prior tail would otherwise dominate)."""
-    import pymc as pm
-
     prior = fit.spec.prior(name, options)
-    draws = pm.draw(getattr(pm, type(prior).__name__).dist(**prior._params()), draws=PRIOR_DRAWS, random_seed=1)
+    draws = prior.sample(PRIOR_DRAWS, seed=1)
     post = stacked(fit.posterior, name)
     if isinstance(prior, POSITIVE):
         draws, post = np.log(draws), np.log(post)

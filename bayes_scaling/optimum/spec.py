@@ -64,8 +64,10 @@ SIGMA_PRIOR_MEAN = 0.2
 SIGMA_FLOOR = SELECTION_JITTER
 #: A target N within this log distance of a fitted size is that size (uses its own slope).
 SAME_N_ATOL = 1e-6
-#: Exact leave-out refits estimate one point's elpd: one chain per core, these many draws.
-REFIT_DRAWS = 500
+#: Exact leave-out refits estimate one held-out block's elpd: one chain of these many draws
+#: (``benchmarks/bench_refits.py``: within ~0.1 nats of a 4 × 2000-draw refit, ~10× cheaper).
+REFIT_CHAINS = 1
+REFIT_DRAWS = 400
 REFIT_TUNE = 300
 
 
@@ -339,11 +341,11 @@ class OptimumSpec:
         return idata, diagnose(idata, var_names=self.diagnostic_vars(post))
 
     def refit_posterior(self, data: QuantityData, centers: Centers, fitter: Fitter) -> xr.Dataset:
-        """Posterior only, of a subset — for exact leave-out refits (fewer draws suffice for one
-        point's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
+        """Posterior only, of a subset — for exact leave-out refits (one chain of REFIT_DRAWS suffices
+        for a held-out block's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
         config = fitter.config
         config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
-                         chains=min(config.chains, config.cores))
+                         chains=REFIT_CHAINS)
         return self.sample(data, centers, fitter, config)["posterior"].to_dataset()
 
     def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config) -> xr.DataTree:
