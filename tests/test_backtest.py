@@ -121,3 +121,30 @@ def test_the_akima_baseline_finds_a_bowls_minimum_between_grid_points():
     assert pred["model"].iloc[0] == "akima" and pred["lo"].iloc[0] < pred["median"].iloc[0] < pred["hi"].iloc[0]
     grid_step = np.log(2.0) / 2
     assert np.all(np.abs(np.log(fit.cells["lr"] / fit.cells["best_lr"])) <= grid_step + 1e-9)
+
+
+def test_folds_run_in_parallel_resume_after_an_interruption_and_go_through_submitit(tmp_path, monkeypatch):
+    from bayes_scaling.evaluation import backtest
+    from bayes_scaling.inference.config import SamplerConfig
+
+    runs, _ = known_sweep(seed=4)
+    config = SamplerConfig(draws=100, tune=150, chains=2)
+    kw = dict(models=["ols", "quantized"], splits=("each-n",), config=config, log=lambda _: None)
+    partial = tmp_path / "folds"
+    full = backtest.run_backtest(runs, **kw, workers=2, partial=partial)
+    assert sorted(p.name for p in partial.glob("fold-*.csv")) == ["fold-000.csv", "fold-001.csv", "fold-002.csv"]
+    (partial / "fold-001.csv").unlink()                       # as if the run had been killed before this fold
+    ran = []
+    real = backtest.run_fold
+    monkeypatch.setattr(backtest, "run_fold", lambda fold, *a: ran.append(fold.name) or real(fold, *a))
+    resumed = backtest.run_backtest(runs, **kw, partial=partial)
+    assert ran == [backtest.plan_folds(backtest.best_runs(runs).frame.sort_values(["N", "D"], ignore_index=True),
+                                       ("each-n",), "<table>", lambda _: None)[1].name]
+    pd.testing.assert_frame_equal(resumed.drop(columns="wall_s"), full.drop(columns="wall_s"), check_dtype=False)
+    changed = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, partial=partial)    # other settings: fresh
+    assert set(changed["model"]) == {"ols", "steplaw-formula"} and len(ran) == 4
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(backtest, "run_fold", real)
+    slurm = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, executor="slurm", partial=tmp_path / "s",
+                                  slurm={"cluster": "debug"})
+    pd.testing.assert_frame_equal(slurm.drop(columns="wall_s"), changed.drop(columns="wall_s"), check_dtype=False)

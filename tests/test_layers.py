@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: and any lower layer; never a unit of its own layer or of a higher one.
 LAYERS = {
     "bayes_scaling.errors": 0,
-    "bayes_scaling.io": 1,
+    "bayes_scaling.io": 1, "bayes_scaling.progress": 1,
     "bayes_scaling.inputs": 2,
     "bayes_scaling.math": 3,
     "bayes_scaling.inference": 4,
