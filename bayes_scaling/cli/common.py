@@ -71,7 +71,8 @@ def model_options(p: argparse.ArgumentParser, *, models_help: str, default_model
     g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
 
 
-def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None:
+def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,
+                    refits_help: str = "exact LOO refits per model for points with Pareto k > 0.7") -> None:
     d = SamplerConfig()
     g = p.add_argument_group("sampler")
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"NUTS implementation (default {d.sampler})")
@@ -85,8 +86,7 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None
                    help=f"processes working at once (model kinds, folds or simulations; default {DEFAULT_WORKERS}, "
                         "the number of CPUs)")
     if refits:
-        g.add_argument("--max-refits", type=int, default=MAX_REFITS,
-                       help=f"exact LOO refits per model for points with Pareto k > 0.7 (default {MAX_REFITS})")
+        g.add_argument("--max-refits", type=int, default=refits_default, help=f"{refits_help} (default {refits_default})")
 
 
 def output_options(p: argparse.ArgumentParser, command: str) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.inputs.grids import SELECTION_JITTER, Grid, cell_log_bounds, merge_close
+from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER, Grid, cell_log_bounds, merge_close
 from bayes_scaling.io import require_file
 
 REQUIRED = ("run_id", "N", "D", "B", "lr", "loss")
@@ -391,6 +391,27 @@ class QuantityData:
             n_index=self.n_index[keep],
             n_levels=self.n_levels,
             cell=[c for c, k in zip(self.cell, keep) if k],
+            sigma_sel=self.sigma_sel,
+        )
+
+
+    def with_cells(self, log_N, log_D, y, lo, hi, cell: list[str]) -> QuantityData:
+        """These observations plus new cells (a new size becomes a new N level; levels stay sorted)."""
+        log_N = np.concatenate([self.log_N, np.atleast_1d(np.asarray(log_N, dtype=float))])
+        log_levels = np.log(np.asarray(self.n_levels, dtype=float))
+        fresh = [v for v in log_N if np.abs(log_levels - v).min(initial=np.inf) > SAME_SIZE_LOG_TOL]
+        levels = np.exp(np.unique(np.concatenate([log_levels, np.unique(np.round(fresh, 9))])))
+        log_levels = np.log(levels)
+        return QuantityData(
+            name=self.name,
+            log_N=log_N,
+            log_D=np.concatenate([self.log_D, np.atleast_1d(log_D)]),
+            y=np.concatenate([self.y, np.atleast_1d(y)]),
+            lo=np.concatenate([self.lo, np.atleast_1d(lo)]),
+            hi=np.concatenate([self.hi, np.atleast_1d(hi)]),
+            n_index=np.abs(log_N[:, None] - log_levels[None, :]).argmin(axis=1),
+            n_levels=levels,
+            cell=list(self.cell) + list(cell),
             sigma_sel=self.sigma_sel,
         )
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from bayes_scaling.inputs.grids import SELECTION_JITTER
+from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import Gamma, Normal, Prior
 
@@ -63,7 +63,7 @@ SIGMA_PRIOR_MEAN = 0.2
 #: cliffs; 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
 SIGMA_FLOOR = SELECTION_JITTER
 #: A target N within this log distance of a fitted size is that size (uses its own slope).
-SAME_N_ATOL = 1e-6
+SAME_N_ATOL = SAME_SIZE_LOG_TOL
 #: Exact leave-out refits estimate one held-out block's elpd: one chain of these many draws
 #: (``benchmarks/bench_refits.py``: within ~0.1 nats of a 4 × 2000-draw refit, ~10× cheaper).
 REFIT_CHAINS = 1
@@ -162,19 +162,42 @@ class Targets:
         return (n_draws, 1) if self.paired else (n_draws, self.log_N.size)
 
     def levels(self, n_levels: np.ndarray, n_draws: int) -> np.ndarray:
-        """Fitted-size index of each entry of :meth:`shape` (-1: a size not fitted)."""
+        """Fitted-size index of each entry of :meth:`shape`, or −1 − u for the u-th size not fitted.
+
+        Entries at the same new size share u — and so, within a posterior draw, one fresh draw of
+        that size's deviations (a candidate cell and a target at one new N are the same model
+        size). Paired targets are each their own draw's, so every new size there is u = 0."""
         group = match_levels(self.log_N, n_levels)
-        return group[:, None] if self.paired else np.broadcast_to(group[None, :], self.shape(n_draws))
+        new = group < 0
+        if self.paired:
+            return group[:, None]
+        if new.any():
+            _, u = new_sizes(self.log_N[new])
+            group = group.copy()
+            group[new] = -1 - u
+        return np.broadcast_to(group[None, :], self.shape(n_draws))
+
+def new_sizes(log_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct sizes, index of each entry's) — sizes within SAME_N_ATOL in log are one."""
+    order = np.argsort(log_N, kind="stable")
+    step = np.diff(log_N[order]) >= SAME_N_ATOL
+    rank = np.concatenate([[0], np.cumsum(step)])
+    codes = np.empty(log_N.size, dtype=int)
+    codes[order] = rank
+    return log_N[order][np.concatenate([[True], step])], codes
 
 
 def per_level(posterior: xr.Dataset, name: str, scale: str, mean: np.ndarray, group: np.ndarray,
               rng: np.random.Generator) -> np.ndarray:
-    """(S, T) values of a per-level variable: the fitted level's draw, or a fresh population draw
-    mean + scale·ζ for a level not fitted."""
+    """(S, T) values of a per-level variable: the fitted level's draw, or — for a level not fitted
+    (code −1 − u, ``Targets.levels``) — one fresh population draw mean + scale·ζ_u per new size u."""
     values, tau = stacked(posterior, name), stacked(posterior, scale)
-    fresh = mean[:, None] + tau[:, None] * rng.standard_normal(group.shape)
-    known = values[np.arange(values.shape[0])[:, None], np.clip(group, 0, None)]
-    return np.where(group >= 0, known, fresh)
+    n_new = int(-group.min()) if group.size and group.min() < 0 else 0
+    fresh = mean[:, None] + tau[:, None] * rng.standard_normal((values.shape[0], max(n_new, 1)))
+    rows = np.arange(values.shape[0])[:, None]
+    known = values[rows, np.clip(group, 0, None)]
+    drawn = fresh[rows, np.clip(-1 - group, 0, None)]
+    return np.where(group >= 0, known, drawn)
 
 
 class OptimumSpec:
@@ -287,11 +310,28 @@ class OptimumSpec:
         it: the law plus the observation noise (scatter and selection jitter) — the posterior
         predictive of ``q_obs`` (``pm.sample_posterior_predictive`` draws the same)."""
         mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
-        return mu + self.observation_scale(posterior, centers) * rng.standard_normal(mu.shape)
+        return mu + self.observation_scale(posterior, centers) * self.observation_noise(rng, mu.shape)
+
+    def observation_noise(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Standardised noise of an observed best value about the law (× ``observation_scale``)."""
+        return rng.standard_normal(shape)
 
     def observation_scale(self, posterior: xr.Dataset, centers: Centers) -> np.ndarray:
         """(S, 1) scale of the observed best value about the law: √(σ² + σ_sel²) (selection jitter)."""
         return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + centers.sigma_sel**2)
+
+    def outcome_logp(self, mu: np.ndarray, scale: np.ndarray, y: np.ndarray, lo: np.ndarray,
+                     hi: np.ndarray) -> np.ndarray:
+        """log p(a best value y, in grid cell (lo, hi) | law mean μ, observation scale), broadcasting —
+        the likelihood this kind was fitted with: for a censored kind the cell probability."""
+        from bayes_scaling.math.censored import interval_logp
+
+        return interval_logp(mu, scale, lo, hi)
+
+    def selection_scale(self, centers: Centers) -> float:
+        """The part of ``observation_scale`` that is the selection jitter σ_sel (not shared by two sweeps
+        of one cell; the scatter σ is the cell's own and is)."""
+        return centers.sigma_sel
 
     def cell_logp(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
                   data: QuantityData) -> np.ndarray:

@@ -136,3 +136,32 @@ def sensitivity_text(table: pd.DataFrame) -> str:
                  for r in rows.itertuples()]
         lines.append(f"  !! {m}/{q}: prior-driven: " + "; ".join(items))
     return "\n".join(lines) + "\n  (test another prior with --prior NAME=DIST; every value is in sensitivity.csv)"
+
+
+def advice_text(table: pd.DataFrame, path: pd.DataFrame, budget: float, ci_prob: float) -> str:
+    """The advisor's console table: each candidate alone (expected hi/lo ratio of the interval at every
+    law × target, shrinkage, gain per EFLOP), then the chosen set and what it buys."""
+    laws = table[["model", "quantity", "target_N", "target_D"]].drop_duplicates()
+    heads = [f"{r.quantity}@{r.target_N:.2g},{r.target_D:.2g}" + (f" {r.model}" if table["model"].nunique() > 1 else "")
+             for r in laws.itertuples()]
+    lines = [f"expected {ci_prob:.0%} interval (hi/lo ratio) after each candidate sweep alone: now → after",
+             f"  {'candidate':<58}{'runs':>5}{'FLOPs':>10}  " + "".join(f"{h:<24}" for h in heads)
+             + f"{'gain/EFLOP':>11}{'chosen':>8}"]
+    for label, rows in table.groupby("candidate", sort=False):
+        first = rows.iloc[0]
+        cells = "".join(f"{f'×{r.width_before:.3g} → ×{r.width_after:.3g}':<24}" for r in rows.itertuples())
+        chosen = f"#{first.order}" if first.chosen else ""
+        lines.append(f"  {label[:57]:<58}{first.runs:>5}{first.flops:>10.2e}  {cells}"
+                     f"{rows['gain_per_eflop'].mean():>11.3g}{chosen:>8}")
+    final = path[path["step"] == path["step"].max()]
+    checked = final[final["estimate"] == final["estimate"].iloc[-1]]
+    spent = float(checked["flops_spent"].iloc[0])
+    lines.append(f"\nchosen set: {spent:.3g} of {budget:.3g} FLOPs; expected intervals after it "
+                 f"({checked['estimate'].iloc[0]}):")
+    start = path[path["step"] == 0]
+    for r, r0 in zip(checked.itertuples(), start.itertuples()):
+        lines.append(f"  {r.model} {r.quantity} at N={r.target_N:.3g}, D={r.target_D:.3g}: ×{r0.width:.3g} → ×{r.width:.3g} "
+                     f"({r.shrinkage:.0%} narrower in log width)")
+    added = [a for a in path.drop_duplicates("step")["added"] if a]
+    lines += ["  order: " + ("; ".join(added) if added else "none — no candidate narrows the intervals")]
+    return "\n".join(lines)

@@ -16,7 +16,8 @@ import numpy as np
 
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import LogNormal, Normal
-from bayes_scaling.optimum.spec import TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, ModelOptions, OptimumSpec, register
+from bayes_scaling.optimum.spec import (TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, ModelOptions, OptimumSpec, match_levels,
+                                        new_sizes, register)
 from bayes_scaling.optimum.specs.quantized import censored_observation
 
 #: Length scale of the slope deviations, in natural-log units of N: one decade.
@@ -59,18 +60,32 @@ class GPSlopes(OptimumSpec):
 
     def deviations(self, posterior, centers, n_levels, targets, rng) -> np.ndarray:
         """δ(x_N) of each entry of ``targets`` ((S, T), or (S, 1) paired): the GP's conditional draw
-        given the fitted sizes' deviations of the same posterior draw."""
+        given the fitted sizes' deviations of the same posterior draw — jointly over the targets'
+        distinct sizes (two targets at one N share δ; nearby new sizes are correlated)."""
         x = np.log(np.asarray(n_levels, dtype=float)) - centers.log_N
-        xs = targets.log_N - centers.log_N
         K = correlation(x, x) + JITTER * np.eye(x.size)
-        k = correlation(xs, x)                                        # (T, L)
-        A = np.linalg.solve(K, k.T).T                                 # k*ᵀ K⁻¹
-        sd = np.sqrt(np.clip(1.0 - np.einsum("tl,tl->t", A, k), 0.0, None))   # conditional correlation left
         delta, tau = stacked(posterior, "delta_n"), stacked(posterior, "tau_c")
         if targets.paired:                                            # draw s at target s
+            xs = targets.log_N - centers.log_N
+            k = correlation(xs, x)                                    # (S, L)
+            A = np.linalg.solve(K, k.T).T                             # k*ᵀ K⁻¹
+            sd = np.sqrt(np.clip(1.0 - np.einsum("tl,tl->t", A, k), 0.0, None))
             mean = np.einsum("sl,sl->s", delta, A)[:, None]
             return mean + (tau * sd)[:, None] * rng.standard_normal((delta.shape[0], 1))
-        return delta @ A.T + tau[:, None] * sd[None, :] * rng.standard_normal((delta.shape[0], xs.size))
+        group = match_levels(targets.log_N, n_levels)                 # a fitted size keeps its own δ
+        out = delta[:, np.clip(group, 0, None)]
+        new = group < 0
+        if new.any():
+            sizes, codes = new_sizes(targets.log_N[new])
+            xs = sizes - centers.log_N
+            k = correlation(xs, x)                                    # (U, L)
+            A = np.linalg.solve(K, k.T).T
+            cov = correlation(xs, xs) - A @ k.T                       # conditional correlation (U, U)
+            w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+            root = V * np.sqrt(np.clip(w, 0.0, None))                 # root @ rootᵀ = cov (PSD-safe)
+            z = rng.standard_normal((delta.shape[0], xs.size))
+            out[:, new] = (delta @ A.T + tau[:, None] * (z @ root.T))[:, codes]
+        return out
 
     def mean(self, posterior, centers, n_levels, targets, rng):
         a, b, c, d = (stacked(posterior, k)[:, None] for k in ("a", "b", "c", "d"))

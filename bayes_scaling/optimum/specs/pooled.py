@@ -36,10 +36,17 @@ class Pooled(OptimumSpec):
     def observation_scale(self, posterior, centers):
         return stacked(posterior, "sigma")[:, None]
 
-    def log_likelihood(self, posterior, centers, n_levels, data):
-        """The density log Normal(y_i | μ_i, σ) (what NUTS fitted, and PSIS reweights)."""
+    def selection_scale(self, centers):
+        return 0.0
+
+    def outcome_logp(self, mu, scale, y, lo, hi):
+        """The density log Normal(y | μ, σ) of the grid value itself."""
         from scipy.stats import norm
 
+        return norm.logpdf(y, mu, scale)
+
+    def log_likelihood(self, posterior, centers, n_levels, data):
+        """The density of each grid value (what NUTS fitted, and PSIS reweights)."""
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        return norm.logpdf(data.y[None, :], mu, self.observation_scale(posterior, centers))
+        return self.outcome_logp(mu, self.observation_scale(posterior, centers), data.y[None, :], None, None)

@@ -43,16 +43,17 @@ class QuantizedT(OptimumSpec):
         """σ·T, T ~ StudentT₄: the optimum's own scatter about the law (no selection jitter)."""
         return stacked(posterior, "sigma")[:, None] * rng.standard_t(4.0, size=shape)
 
-    def observation_draws(self, posterior, centers, n_levels, log_N, log_D, *, rng):
-        mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
-        return mu + self.observation_scale(posterior, centers) * rng.standard_t(4.0, size=mu.shape)
+    def observation_noise(self, rng, shape):
+        return rng.standard_t(4.0, size=shape)
+
+    def outcome_logp(self, mu, scale, y, lo, hi):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return t4_interval_logp((lo - mu) / scale, (hi - mu) / scale)
 
     def cell_logp(self, posterior, centers, n_levels, data):
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        s = self.observation_scale(posterior, centers)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return t4_interval_logp((data.lo[None, :] - mu) / s, (data.hi[None, :] - mu) / s)
+        return self.outcome_logp(mu, self.observation_scale(posterior, centers), None, data.lo[None, :], data.hi[None, :])
 
 
 def _latent_draw(mu, scale, lo, hi, rng=None, size=None):
