@@ -62,12 +62,12 @@ def test_uniformity_and_coverage_flag_a_too_narrow_posterior_and_not_a_calibrate
     table = coverage_table(pd.concat([_synthetic_sbc(1.0), _synthetic_sbc(0.5)])).set_index("model")
     good, narrow = table.loc["scale 1.0"], table.loc["scale 0.5"]
     assert good["n"] == narrow["n"] == 400
-    assert good["rank_p"] > 0.05 and good["flags"] == ""
+    assert good["rank_p"] > 0.05 and good["fails"] == ""
     assert good["cover90_lo"] <= 0.9 <= good["cover90_hi"] and good["cover50_lo"] <= 0.5 <= good["cover50_hi"]
     assert narrow["rank_p"] < 1e-6 and narrow["cover90_hi"] < 0.85
-    assert set(narrow["flags"].split(",")) == {"50%", "90%", "ranks"}
+    assert set(narrow["fails"].split(",")) == {"50%", "90%", "ranks"}
     few = coverage_table(_synthetic_sbc(0.5, n_sims=30)).iloc[0]      # 3 ranks per bin: no chi-square
-    assert np.isnan(few["rank_p"]) and "90%" in few["flags"] and "ranks" not in few["flags"]
+    assert np.isnan(few["rank_p"]) and "90%" in few["fails"] and "ranks" not in few["fails"]
 
 
 def test_quantize_snaps_to_the_nearest_grid_point_and_opens_the_edge_cells():

@@ -336,27 +336,27 @@ def coverage_table(sbc: pd.DataFrame) -> pd.DataFrame:
     """Per design (when the rows name one), model and checked scalar, pooled over the two optima:
     n, the 50 % and 90 % coverage with their Wilson 95 % intervals (``_lo``, ``_hi``), the rank
     uniformity p-value ``rank_p``, the mean normalised rank, the share of fits that passed their
-    diagnostics and the mean share of open cells; ``flags`` names what fails — ``50%`` / ``90%``
+    diagnostics and the mean share of open cells; ``fails`` names what fails — ``50%`` / ``90%``
     when the nominal level lies outside the interval, ``ranks`` when rank_p < RANK_ALPHA."""
     keys = [k for k in ("design", "model", "param") if k in sbc]
     rows = []
     for key, g in sbc.groupby(keys, sort=False):
         row = dict(zip(keys, key))
         row["n"] = n = len(g)
-        flags = []
+        fails = []
         for level in (50, 90):
             hits = int(g[f"cover{level}"].sum())
             lo, hi = binomial_interval(hits, n)
             row.update({f"cover{level}": hits / n, f"cover{level}_lo": float(lo), f"cover{level}_hi": float(hi)})
             if not lo <= level / 100 <= hi:
-                flags.append(f"{level}%")
+                fails.append(f"{level}%")
         row["rank_p"] = rank_uniformity(g["rank"].to_numpy(), int(g["n_ranks"].iloc[0]))
         if row["rank_p"] < RANK_ALPHA:
-            flags.append("ranks")
+            fails.append("ranks")
         row["rank_mean"] = float((g["rank"] / g["n_ranks"]).mean())
         row["fits_ok"] = float(g["fit_ok"].mean())
         if "open_cells" in g:
             row["open_cells"] = float(g["open_cells"].mean())
-        row["flags"] = ",".join(flags)
+        row["fails"] = ",".join(fails)
         rows.append(row)
     return pd.DataFrame(rows)
