@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from bayes_scaling import catalog
-from bayes_scaling.evaluation.calibration import Design, PriorDraws, sbc_best_run
+from bayes_scaling.evaluation.calibration import Design, sbc_best_run, sbc_draws, simulate_table
 from bayes_scaling.evaluation.simulate import TrueLaw, simulate_best_runs
 from bayes_scaling.fit import main
 from bayes_scaling.inference.config import SamplerConfig
@@ -158,7 +158,7 @@ def test_quantized_t_runs_through_fit_compare_plots_and_sbc(tmp_path, capsys):
                     log_grid={"lr": np.log(2.0) * np.arange(-12, -5.9, 0.5), "batch_size": np.log(2.0) * np.arange(15, 22)},
                     min_loss=np.full(4, 3.0))
     sbc = sbc_best_run("quantized-t", design, 2, SamplerConfig(draws=100, tune=150, chains=2))
-    assert set(sbc["param"]) == {"b", "c", "sigma", "pred"} and len(sbc) == 2 * 2 * 4
+    assert set(sbc["param"]) == {"a", "b", "c", "sigma", "pred"} and len(sbc) == 2 * 2 * 5
 
 
 class _Probe(Quantized):
@@ -179,11 +179,14 @@ def test_a_registered_spec_is_offered_and_fitted_everywhere(tmp_path, fitter, da
         assert set(table["model"]) == {"quantized", "probe-kind"}
         np.testing.assert_allclose(fits["probe-kind"].coefficients()["median"], fits["quantized"].coefficients()["median"],
                                    atol=0.05)
-        draws = PriorDraws("probe-kind", Design(N=np.exp(data.log_N), D=np.exp(data.log_D),
-                                                log_grid={"lr": np.log(GRID.values), "batch_size": np.log(GRID.values)},
-                                                min_loss=np.zeros(len(data.y))), "lr", np.random.default_rng(0))
-        theta, z = draws.next()
-        assert z.shape == (len(data.y),) and float(theta["sigma"].values.ravel()[0]) > 0
+        design = Design(N=np.exp(data.log_N), D=np.exp(data.log_D),
+                        log_grid={"lr": np.log(GRID.values), "batch_size": np.log(GRID.values)},
+                        min_loss=np.zeros(len(data.y)))
+        probe = specs.get("probe-kind")
+        theta = probe.prior_draws(design.template("lr"), design.centers("lr"), 1, seed=0)
+        table = simulate_table(probe, theta, design, "lr", np.random.default_rng(0))
+        assert table.y.shape == (len(data.y),) and np.all(np.isin(table.y, np.log(GRID.values)))
+        assert set(sbc_draws(probe, theta, design, "lr", np.random.default_rng(0))) == {"a", "b", "c", "sigma", "pred"}
     finally:
         specs._REGISTRY.pop("probe-kind", None)
 
