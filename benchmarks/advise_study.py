@@ -11,7 +11,8 @@ budgets), fits it, and spends one FLOP budget three ways on the same pool of can
 * advisor: the greedy set of ``planning.advise`` (importance sampling, degenerate simulations refitted);
 * random: candidates in random order, each added if it still fits what the advisor spent;
 * iso-FLOP: three sweeps of equal cost, together what the advisor spent, on one iso-FLOP line at
-  N = N_max × {1, 2, 4}.
+  N = N_max × {1, 2, 4};
+* advisor+iso pool: the advisor choosing from the default pool plus the iso-FLOP cells (same budget).
 
 (The advisor may leave part of the budget unspent when no further sweep gains measurably; the
 other designs get exactly what it spent.)
@@ -162,11 +163,18 @@ def simulation_rep(rep: int, model: str, budget_factor: float) -> list[dict]:
     truth = {q: float(true_mean(q, np.log(TARGET[0]), np.log(TARGET[1])) + SIGMA * rng.standard_normal())
              for q in QUANTITIES}
     spent = advice.spent              # the others get what the advisor spent: an equal-FLOP comparison
+    iso = iso_flop_design(flops_model, spent, fits)
+    # the advisor again, its pool widened by the iso-FLOP design's cells
+    pool = candidates + iso
+    pool_flops = np.array([c.flops(flops_model) for c in pool])
+    pool_preps = [adv.simulate(fits[q], start.datas[q], pool, [TARGET], n_sims=SIMS, seed=rep) for q in QUANTITIES]
+    widened = adv.advise(pool_preps, pool, pool_flops, budget, [TARGET])
     designs = {
         "none": [],
         "advisor": [candidates[c] for c in advice.chosen],
+        "advisor+iso pool": [pool[c] for c in widened.chosen],
         "random": [candidates[c] for c in random_design(candidates, flops, spent, rng)],
-        "iso-FLOP": iso_flop_design(flops_model, spent, fits),
+        "iso-FLOP": iso,
     }
     rows = []
     for name, cells in designs.items():
@@ -212,8 +220,10 @@ def run_simulation(args) -> None:
     write_csv(args.out / "simulation_summary.csv", summary)
     # paired comparison: advisor width / other design's width, per replication
     wide = frame.pivot_table(index=["rep", "quantity"], columns="design", values="width")
-    paired = {f"advisor/{d}": float(np.exp(np.log(wide["advisor"] / wide[d]).mean())) for d in ("random", "iso-FLOP", "none")}
-    wins = {f"advisor narrower than {d}": float((wide["advisor"] < wide[d]).mean()) for d in ("random", "iso-FLOP")}
+    paired = {f"{a}/{d}": float(np.exp(np.log(wide[a] / wide[d]).mean()))
+              for a in ("advisor", "advisor+iso pool") for d in ("random", "iso-FLOP", "none")}
+    wins = {f"{a} narrower than {d}": float((wide[a] < wide[d]).mean())
+            for a in ("advisor", "advisor+iso pool") for d in ("random", "iso-FLOP")}
     with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
         print(summary.to_string(index=False))
     print("paired geometric-mean width ratios:", {k: round(v, 3) for k, v in paired.items()})

@@ -344,7 +344,7 @@ def test_the_default_command_end_to_end(tmp_path):
         assert {f"fan_{q}.png", f"ppc_{main}_{q}.png", f"trace_{main}_{q}.png",
                 f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
     assert manifest["models"] == defaults
-    for section in ("exponents", "LOO comparison", "predicted optimum", "sampler diagnostics"):
+    for section in ("exponents", "comparison (elpd", "recommended for", "predicted optimum", "sampler diagnostics"):
         assert section in proc.stdout
 
 

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=("example: python -m bayes_scaling.advise --data steplaw-dense --target 4e9,1e11 --budget 3e21 "
                 "--out runs/advice"),
     )
-    g = p.add_argument_group("question")
+    g = common.group(p, "question")
     g.add_argument("--target", action="append", metavar="N,D",
                    help=f"(N params, D tokens) whose intervals should shrink; repeatable (default {DEFAULT_TARGET}; "
                         f"at most {MAX_DECADES:g} decades beyond the table)")

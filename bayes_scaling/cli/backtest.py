@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"bundled full sweep ({', '.join(d for d in DATASETS if d != 'blog-partII')}) or a "
                              f"run-table CSV/Parquet with several runs per (N, D) cell (default: {DEFAULT_DATA})")
     common.model_options(p, models_help=f"comma-separated subset of {', '.join(catalog.kinds())} (default: all)")
-    p.add_argument_group("models").add_argument(
+    common.group(p, "models").add_argument(
         "--window", type=float, default=DEFAULT_WINDOW,
         help=f"surface model: nats above a cell's best loss kept exact (default {DEFAULT_WINDOW})")
     p.add_argument("--splits", default=",".join(SPLITS), help=f"comma-separated subset of {', '.join(SPLITS)} (default: all)")

@@ -42,8 +42,16 @@ DEFAULT_WORKERS = os.cpu_count() or 1
 SLOPES = ("pooled", "per_n")
 
 
+def group(p: argparse.ArgumentParser, title: str):
+    """The option group called ``title`` (created once, so --help lists each group once)."""
+    for g in p._action_groups:
+        if g.title == title:
+            return g
+    return p.add_argument_group(title)
+
+
 def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, grids: bool = True) -> None:
-    g = p.add_argument_group("data")
+    g = group(p, "data")
     g.add_argument("--data", default=default, metavar="NAME|PATH", help=help)
     g.add_argument("--columns", metavar="OURS=YOURS,...",
                    help="map your table's column names onto the run table's, e.g. "
@@ -60,7 +68,7 @@ def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, 
 
 
 def model_options(p: argparse.ArgumentParser, *, models_help: str, default_models: str | None = None) -> None:
-    g = p.add_argument_group("models")
+    g = group(p, "models")
     g.add_argument("--models", default=default_models, metavar="LIST", help=models_help)
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
     g.add_argument("--prior", action="append", metavar="NAME=DIST",
@@ -74,7 +82,7 @@ def model_options(p: argparse.ArgumentParser, *, models_help: str, default_model
 def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,
                     refits_help: str = "exact LOO refits per model for points with Pareto k > 0.7") -> None:
     d = SamplerConfig()
-    g = p.add_argument_group("sampler")
+    g = group(p, "sampler")
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"NUTS implementation (default {d.sampler})")
     g.add_argument("--draws", type=int, default=d.draws, help=f"posterior draws per chain (default {d.draws})")
     g.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
@@ -90,7 +98,7 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_
 
 
 def output_options(p: argparse.ArgumentParser, command: str) -> None:
-    g = p.add_argument_group("output")
+    g = group(p, "output")
     g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="write no figures")
     g.add_argument("--strict", action="store_true", help=f"exit {EXIT_STRICT} if any fit fails its convergence checks")

@@ -40,7 +40,8 @@ data (--data): a bundled name ({", ".join(DATASETS)}) or a CSV/Parquet run table
   columns run_id, N, D, B, lr, loss [, status, seed, seq_len, ...]: one row per run.
   Full sweeps carry their own grid; a best-runs-only table needs --lr-grid/--batch-grid.
 
-outputs (--out DIR): predictions.csv, exponents.csv, compare.csv, best_runs.csv,
+outputs (--out DIR): predictions.csv, exponents.csv, compare.csv (LOO, cross-validation, stacking
+  weights, the recommendation), held_out.csv, sensitivity.csv (prior sensitivity), best_runs.csv,
   posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots).
 
 loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
@@ -63,10 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.data_options(p, default=None, help=f"bundled dataset name or run-table path (default: {DEFAULT_DATA}; "
                                                "for --law, the law's dataset)")
     common.model_options(p, models_help=f"comma-separated subset of {','.join(catalog.kinds())}")
-    p.add_argument_group("models").add_argument("--quantity", choices=("both", "lr", "batch_size"), default="both",
+    common.group(p, "models").add_argument("--quantity", choices=("both", "lr", "batch_size"), default="both",
                                                 help="which optimum to fit (default both)")
     p.add_argument("--law", choices=tuple(law_registry()), help="fit a loss law L(N, D) instead of the optima")
-    g = p.add_argument_group("prediction")
+    g = common.group(p, "prediction")
     g.add_argument("--target", action="append", metavar="N,D",
                    help=f"(N params, D tokens) to predict at; repeatable (default {DEFAULT_TARGET})")
     g.add_argument("--cv", default=",".join(CV_SCHEMES), metavar="LIST",

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="example: python -m bayes_scaling.plan --compute 1e21 --compute 1e23 --max-N 7e10 --out runs/plan",
     )
-    g = p.add_argument_group("budget")
+    g = common.group(p, "budget")
     g.add_argument("--compute", type=float, action="append", required=True, metavar="FLOPS",
                    help="training budget in FLOPs (repeatable), e.g. 1e21")
     g.add_argument("--max-N", type=float, default=None, help="largest model you can train (parameters); caps N*")
@@ -44,11 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
     common.data_options(p, default=DEFAULT_DATA,
                         help=f"run table for the lr / batch-size laws: bundled name or path (default {DEFAULT_DATA})")
-    p.add_argument_group("data").add_argument("--optimum-data", dest="data", help="the same as --data")
-    p.add_argument_group("data").add_argument(
+    common.group(p, "data").add_argument("--optimum-data", dest="data", help="the same as --data")
+    common.group(p, "data").add_argument(
         "--loss-law-data", default="chinchilla",
         help="loss table for the loss law: chinchilla (default), porian[:filters] or a CSV/Parquet run table")
-    g = p.add_argument_group("models")
+    g = common.group(p, "models")
     g.add_argument("--optimum-model", default="hierarchical",
                    help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical)")
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")

@@ -129,9 +129,10 @@ def make_candidate(N: float, D: float, fits: dict[str, OptimumFit], shape: Sweep
 def default_candidates(frame: pd.DataFrame, fits: dict[str, OptimumFit], shape: SweepShape,
                        targets: list[tuple[float, float]] = ()) -> list[Candidate]:
     """Candidates around the data: twice the largest D at every size, four times at the largest;
-    two and four times the largest size at the table's tokens per parameter there (and 4× that D);
-    each target's own size beyond the table, short (those tokens per parameter); and re-sweeps of
-    the largest size's cells whose best value fell on an open grid edge."""
+    sizes two, four and eight times the largest, short (the table's fewest tokens per parameter)
+    and at the largest size's median tokens per parameter (and four times that D at 4×); each
+    target's own size beyond the table, short; and re-sweeps of the largest size's cells whose best
+    value fell on an open grid edge."""
     sizes = np.sort(frame["N"].unique())
     top = sizes[-1]
     cells: list[tuple[float, float, str]] = []
@@ -140,12 +141,14 @@ def default_candidates(frame: pd.DataFrame, fits: dict[str, OptimumFit], shape: 
         cells.append((n, 2 * d_max, "more D"))
     cells.append((top, 4 * frame.loc[frame["N"] == top, "D"].max(), "more D"))
     ratio = float(np.median(frame.loc[frame["N"] == top, "D"] / top))
-    for factor in (2.0, 4.0):
+    short = float((frame["D"] / frame["N"]).min())
+    for factor in (2.0, 4.0, 8.0):
+        cells.append((factor * top, factor * top * short, "larger N, short"))
         cells.append((factor * top, factor * top * ratio, "larger N"))
-        cells.append((factor * top, 4 * factor * top * ratio, "larger N, more D"))
+    cells.append((4 * top, 16 * top * ratio, "larger N, more D"))
     for n, _ in targets:
         if n > top * (1 + 1e-6):
-            cells.append((n, n * ratio, "the target's size, short"))
+            cells.append((n, n * short, "the target's size, short"))
     edge = frame[(frame["N"] == top) & ~(np.isfinite(frame[["lr_lo", "lr_hi", "B_lo", "B_hi"]]).all(axis=1))]
     for d in sorted(edge["D"], reverse=True)[:3]:
         cells.append((top, float(d), "re-sweep: optimum off the grid edge"))
