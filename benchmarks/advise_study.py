@@ -307,6 +307,16 @@ def run_steplaw(args) -> None:
         spearman = frame.groupby(["split", "quantity"]).apply(
             lambda g: g["expected_shrinkage"].corr(-np.log(g["width"]), method="spearman"), include_groups=False)
         print(f"rank correlation of forecast shrinkage and realised narrowness within a pool: mean {spearman.mean():.2f}")
+        frame["gain"] = np.log(frame["before"] / frame["width"])          # realised log-shrinkage
+        frame["gain_per_zflop"] = frame["gain"] / (frame["flops"] / 1e21)
+        for q, g in frame.groupby("quantity"):
+            pick, rest = g[g["advisor_pick"]], g[~g["advisor_pick"]]
+            best = g.groupby("split").apply(lambda s: bool(s.loc[s["gain_per_zflop"].idxmax(), "advisor_pick"]),
+                                            include_groups=False)
+            print(f"{q}: realised log-shrinkage advisor {pick['gain'].mean():.4f} vs random {rest['gain'].mean():.4f}; "
+                  f"per 1e21 FLOPs {pick['gain_per_zflop'].mean():.4f} vs {rest['gain_per_zflop'].mean():.4f}; "
+                  f"the advisor's cell is the pool's best per FLOP in {best.mean():.0%} of splits (chance 25%); "
+                  f"coverage of the held-out target {pick['covers'].mean():.2f} vs {rest['covers'].mean():.2f}")
     print(f"{args.splits} splits in {time.perf_counter() - t0:.0f} s")
 
 
