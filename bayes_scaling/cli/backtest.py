@@ -19,7 +19,7 @@ SPLITS = ("largest-n", "largest-d", "each-n")
 ARTIFACTS = ("backtest.csv", "ranking.csv", "backtest.png")
 DEFAULT_DATA = "steplaw-dense"
 #: Window of the surface model (nats above a cell's best loss kept exact): ``surface.data.WINDOW``.
-DEFAULT_WINDOW = 0.1
+DEFAULT_WINDOW = 0.03
 
 
 def build_parser() -> argparse.ArgumentParser:
