@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from bayes_scaling.errors import InputError
 from bayes_scaling.optimum.spec import registry
-from bayes_scaling.surface.kind import RUN_LEVEL_KINDS
+from bayes_scaling.progress import steps
+from bayes_scaling.surface.kind import RUN_LEVEL_KINDS, RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,15 +62,6 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
-
-    slopes: str = "pooled"
-    approx: str | None = None
-    window: float | None = None
-
-
 @dataclass
 class Fitted:
     """What a set of kinds produced: ``fits[quantity][kind]`` and the run-level fits by kind."""
@@ -107,3 +99,110 @@ def fit_all(names: list[str], quantities: list[str], best: BestRuns, fitter: Fit
         if on_fit:
             on_fit(name, "both", fit)
     return out
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What to compute for each fitted best-run kind beside the fit: LOO and cross-validation (for
+    the compared kinds) and prior sensitivity at the targets (for every Bayesian one)."""
+
+    compared: tuple[str, ...] = ()
+    cv: tuple[str, ...] = ()
+    max_refits: int = 10
+    ci_prob: float = 0.9
+    targets: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass
+class Scored(Fitted):
+    """``Fitted`` plus, per quantity and kind, the held-out scores and the sensitivity table."""
+
+    scores: dict[str, dict[str, object]] = field(default_factory=dict)
+    sensitivity: list = field(default_factory=list)
+
+
+def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, config, options, *,
+                  runs: pd.DataFrame | None = None, run_options: RunOptions = RunOptions(), source: str = "<table>",
+                  scoring: Scoring = Scoring(), workers: int = 1,
+                  on_fit: Callable[[str, str, object], None] | None = None) -> Scored:
+    """Fit, score and judge every named kind — one kind per task, run by ``workers`` processes at once.
+
+    A task compiles its kind once (nutpie's compile, seconds, is most of a small fit and cannot be
+    cached across processes), so kinds in parallel processes overlap their compiles, samplings and
+    refits; each process samples its chains on cpu_count/workers cores. ``workers=1`` runs the tasks
+    here, one after another. Results are those of the sequential path: each chain's seed is its own.
+    """
+    import os
+    from dataclasses import replace
+
+    known = kinds()
+    workers = max(1, min(workers, len(names)))
+    if workers > 1:
+        config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
+    # the costliest first, so that the last task to finish is a short one
+    order = sorted(names, key=lambda n: (known[n].level != "runs", -getattr(known[n], "main_priority", 0)))
+    tasks = [(name, quantities, best, config, options, runs, run_options, source, scoring, workers > 1)
+             for name in order]
+    out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
+    with steps(len(tasks), "model kinds fitted and scored") as tick:
+        if workers == 1:
+            results = (_kind_task(*task) for task in tasks)
+            _collect(results, out, names, on_fit, tick)
+            return out
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_kind_task, *task) for task in tasks]
+            _collect((f.result() for f in as_completed(futures)), out, names, on_fit, tick)
+    return out
+
+
+def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
+    done = {}
+    for name, per_q, run_fit, sens in results:
+        done[name] = (per_q, run_fit)
+        out.sensitivity += sens
+        tick(name)
+        if on_fit:
+            for q, (fit, _) in per_q.items():
+                if run_fit is None:
+                    on_fit(name, q, fit)
+            if run_fit is not None:
+                on_fit(name, "both", run_fit)
+    for name in names:                                  # the models' order, whatever finished first
+        per_q, run_fit = done[name]
+        if run_fit is not None:
+            out.run_level[name] = run_fit
+        for q, (fit, scores) in per_q.items():
+            out.fits[q][name] = fit
+            if scores is not None:
+                out.scores[q][name] = scores
+
+
+def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool):
+    """One kind, every quantity: fit, and score and judge it where ``scoring`` asks (a pool task: its
+    own progress stays quiet, the caller's bar counts the tasks)."""
+    from bayes_scaling import progress
+    from bayes_scaling.optimum.compare import score
+    from bayes_scaling.optimum.fit import Fitter
+    from bayes_scaling.optimum.sensitivity import sensitivity
+
+    if in_pool:
+        progress.set_quiet(True)
+    kind = kinds()[name]
+    fitter = Fitter(config, options=options)
+    per_q, sens, run_fit = {}, [], None
+    if kind.level == "runs":
+        run_fit = kind.fit(runs, config, run_options, source=source, cache={})
+        fits = {q: f for q, f in run_fit.as_optimum_fits().items() if q in quantities}
+    else:
+        fits = {q: fitter.fit(name, best.quantity(q)) for q in quantities}
+    for q, fit in fits.items():
+        scores = None
+        if name in scoring.compared:
+            scores = score(fit, best.quantity(q), fitter, scoring.max_refits, cv=scoring.cv, ci_prob=scoring.ci_prob)
+        if kind.bayesian and kind.level == "best-runs" and scoring.targets:
+            sens.append(sensitivity(fit, list(scoring.targets), options, seed=config.seed))
+        per_q[q] = (fit, scores)
+    return name, per_q, run_fit, sens

@@ -24,14 +24,21 @@ def fits(data):
     return {m: fitter.fit(m, data) for m in ("ols", "hierarchical")}
 
 
-def test_ols_paired_draws_are_the_bootstrap_lines_by_hand(fits):
+def test_ols_paired_draws_are_the_bootstrap_lines_by_hand(fits, data):
     ols = fits["ols"]
     N = np.array([1e9, 2e9, 4e9])
     D = np.array([1e10, 1e11, 1e12])
     got = ols.sample_paired(N, D, np.random.default_rng(0))
     beta = {k: v[:3] for k, v in ols.coefficient_draws().items()}   # the first three bootstrap lines
-    expected = np.exp(beta["intercept"] + beta["b_N"] * np.log(N) + beta["c_D"] * np.log(D))
-    np.testing.assert_allclose(got, expected)
+    lines = np.exp(beta["intercept"] + beta["b_N"] * np.log(N) + beta["c_D"] * np.log(D))
+    # ... each plus one residual of the full least-squares fit, inflated by √(n/(n − 3))
+    X = np.column_stack([np.ones_like(data.log_N), data.log_N, data.log_D])
+    coef = np.linalg.lstsq(X, data.y, rcond=None)[0]
+    n = len(data.y)
+    pool = (data.y - X @ coef) * np.sqrt(n / (n - 3))
+    np.testing.assert_allclose(sorted(ols.posterior.attrs["residuals"]), sorted(pool), atol=1e-12)
+    assert all(np.isclose(pool, r, atol=1e-9).any() for r in np.log(got / lines))
+    np.testing.assert_allclose(ols.log_draws(N, D, noise=False)[:3].diagonal(), np.log(lines), rtol=1e-12)
 
 
 def test_paired_draws_match_the_predictive_at_a_fixed_target(fits):

@@ -102,3 +102,49 @@ def test_a_fold_never_sees_its_held_out_cells(monkeypatch):
         assert run_cells == best_cells
     # largest-d leaves one D per size here: c_D is unidentified, so that fold is skipped, and says so
     assert any("largest-d" in line and "cannot identify" in line for line in logged)
+
+
+def test_the_akima_baseline_finds_a_bowls_minimum_between_grid_points():
+    """On a smooth bowl sampled every half power of two, the interpolated argmin lands near the true
+    optimum, closer than the best grid point; the baseline then predicts like the OLS kind."""
+    from bayes_scaling.inference.config import SamplerConfig
+    from bayes_scaling.surface.akima import akima_argmin, fit_akima
+
+    x = np.log(2.0) * np.arange(-12, -5.9, 0.5)
+    truth = np.log(2.0) * -8.8
+    loss = 3 + 0.05 * (x - truth) ** 2 + 0.02 * (x - truth) ** 3 * (x > truth)
+    assert abs(akima_argmin(x, loss) - truth) < 0.3 * abs(x[np.argmin(loss)] - truth) + 0.02
+    runs, _ = known_sweep(seed=2)
+    fit = fit_akima(runs, SamplerConfig(), n_boot=500)
+    assert set(fit.as_optimum_fits()) == {"lr", "batch_size"} and len(fit.cells) == 6
+    pred = fit.as_optimum_fits()["lr"].predict([4e8], [8e9])
+    assert pred["model"].iloc[0] == "akima" and pred["lo"].iloc[0] < pred["median"].iloc[0] < pred["hi"].iloc[0]
+    grid_step = np.log(2.0) / 2
+    assert np.all(np.abs(np.log(fit.cells["lr"] / fit.cells["best_lr"])) <= grid_step + 1e-9)
+
+
+def test_folds_run_in_parallel_resume_after_an_interruption_and_go_through_submitit(tmp_path, monkeypatch):
+    from bayes_scaling.evaluation import backtest
+    from bayes_scaling.inference.config import SamplerConfig
+
+    runs, _ = known_sweep(seed=4)
+    config = SamplerConfig(draws=100, tune=150, chains=2)
+    kw = dict(models=["ols", "quantized"], splits=("each-n",), config=config, log=lambda _: None)
+    partial = tmp_path / "folds"
+    full = backtest.run_backtest(runs, **kw, workers=2, partial=partial)
+    assert sorted(p.name for p in partial.glob("fold-*.csv")) == ["fold-000.csv", "fold-001.csv", "fold-002.csv"]
+    (partial / "fold-001.csv").unlink()                       # as if the run had been killed before this fold
+    ran = []
+    real = backtest.run_fold
+    monkeypatch.setattr(backtest, "run_fold", lambda fold, *a: ran.append(fold.name) or real(fold, *a))
+    resumed = backtest.run_backtest(runs, **kw, partial=partial)
+    assert ran == [backtest.plan_folds(backtest.best_runs(runs).frame.sort_values(["N", "D"], ignore_index=True),
+                                       ("each-n",), "<table>", lambda _: None)[1].name]
+    pd.testing.assert_frame_equal(resumed.drop(columns="wall_s"), full.drop(columns="wall_s"), check_dtype=False)
+    changed = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, partial=partial)    # other settings: fresh
+    assert set(changed["model"]) == {"ols", "steplaw-formula"} and len(ran) == 4
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(backtest, "run_fold", real)
+    slurm = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, executor="slurm", partial=tmp_path / "s",
+                                  slurm={"cluster": "debug"})
+    pd.testing.assert_frame_equal(slurm.drop(columns="wall_s"), changed.drop(columns="wall_s"), check_dtype=False)

@@ -176,7 +176,8 @@ MODELS = ["ols", "quantized", "hierarchical"]
 TARGETS = [(4e9, 1e11), (1e10, 2e11)]
 CLI_ARGS = ["--data", "blog-partII", "--models", ",".join(MODELS),
             "--target", "4e9,1e11", "--target", "1e10,2e11",
-            "--draws", "100", "--tune", "200", "--chains", "2", "--seed", "3", "--no-plots", "--max-refits", "0"]
+            "--draws", "100", "--tune", "200", "--chains", "2", "--seed", "3", "--no-plots", "--max-refits", "0",
+            "--cv", "none"]
 QUANTITIES = ["lr", "batch_size"]
 
 
@@ -204,8 +205,14 @@ def test_cli_writes_every_artifact(cli_run):
 
 def test_predictions_csv(cli_run):
     out, _ = cli_run
-    pred = pd.read_csv(out / "predictions.csv")
-    assert list(pred.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+    everything = pd.read_csv(out / "predictions.csv")
+    assert list(everything.columns) == ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob",
+                                        "interval", "recommended"]
+    assert everything["interval"].str.len().gt(20).all()                # every row says what its interval is
+    stacked = everything[everything["model"] == "stacked"]
+    assert stacked["interval"].str.contains("LOO weights").all()       # --cv none: stacked on LOO
+    assert everything.groupby(["quantity", "N", "D"])["recommended"].sum().eq(1).all()   # one per target
+    pred = everything[everything["model"] != "stacked"]
     assert len(pred) == len(MODELS) * len(QUANTITIES) * len(TARGETS)
     keys = set(zip(pred["model"], pred["quantity"], pred["N"], pred["D"]))
     assert keys == {(m, q, n, d) for m in MODELS for q in QUANTITIES for n, d in TARGETS}
@@ -301,7 +308,7 @@ def test_rerun_into_existing_out_replaces_the_artifact_set_and_keeps_other_files
     assert proc.returncode == 0, proc.stderr[-3000:]
     pred = pd.read_csv(out / "predictions.csv")
     assert set(pred["model"]) == {"ols"} and pred["N"].eq(2e9).all()
-    assert len(pred) == 2 and len(old_pred) == 12
+    assert len(pred) == 2 and len(old_pred[old_pred["model"] != "stacked"]) == 12
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"] == ["ols"]
     assert (out / "notes.txt").read_text() == "mine\n"
@@ -322,15 +329,37 @@ def test_the_default_command_end_to_end(tmp_path):
     defaults = catalog.default_models()
     assert defaults == ["ols", "pooled", "quantized", "hierarchical"]
     pred = pd.read_csv(out / "predictions.csv")
-    assert sorted(set(pred["model"])) == sorted(defaults)
+    assert sorted(set(pred["model"]) - {"stacked"}) == sorted(defaults)
+    assert pred.groupby("quantity")["recommended"].sum().eq(1).all()
+    assert {"lono_elpd", "lono_weight", "cover_largest_n", "cover_largest_d"} <= set(pd.read_csv(out / "compare.csv"))
+    assert (out / "held_out.csv").exists()
     comp = pd.read_csv(out / "compare.csv")
     assert set(comp["model"]) == {"pooled", "quantized", "hierarchical"}
     assert comp["n_refit"].sum() > 0                      # exact refits ran
     plots = {p.name for p in (out / "plots").iterdir()}
-    for q in QUANTITIES:
-        assert {f"fan_{q}.png", f"ppc_hierarchical_{q}.png", f"trace_hierarchical_{q}.png",
-                f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
     manifest = assert_manifest(out, "fit")
+    for q in QUANTITIES:
+        main = manifest["recommended"][q]["model"]                     # the figures follow the recommendation
+        main = "hierarchical" if main == "stacked" else main
+        assert {f"fan_{q}.png", f"ppc_{main}_{q}.png", f"trace_{main}_{q}.png",
+                f"forest_slopes_{q}.png", f"pooled_vs_per_n_{q}.png"} <= plots
     assert manifest["models"] == defaults
-    for section in ("exponents", "LOO comparison", "predicted optimum", "sampler diagnostics"):
+    for section in ("exponents", "comparison (elpd", "recommended for", "predicted optimum", "sampler diagnostics"):
         assert section in proc.stdout
+
+
+def test_the_parallel_path_gives_the_sequential_results_and_still_reports_failed_checks(tmp_path):
+    """Kinds fitted in parallel processes (--workers 2) give the same predictions as one after another,
+    and a fit that fails its checks (here: too few draws) is flagged and fails --strict either way."""
+    args = ["--models", "ols,quantized,hierarchical", "--draws", "60", "--tune", "100", "--chains", "2", "--no-plots",
+            "--max-refits", "1", "--cv", "largest-n", "--strict", "--quiet"]
+    outs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        proc = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", *args, "--workers", workers, "--out", str(out)],
+                              capture_output=True, text=True, env=ENV, timeout=900)
+        assert proc.returncode == 3, proc.stderr[-2000:]                 # --strict: failed checks
+        assert "!!" in proc.stdout and "failed convergence checks" in proc.stderr
+        assert "model kinds fitted" not in proc.stderr                   # --quiet: no progress
+        outs[workers] = pd.read_csv(out / "predictions.csv")
+    pd.testing.assert_frame_equal(outs["1"], outs["2"])

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: and any lower layer; never a unit of its own layer or of a higher one.
 LAYERS = {
     "bayes_scaling.errors": 0,
-    "bayes_scaling.io": 1,
+    "bayes_scaling.io": 1, "bayes_scaling.progress": 1,
     "bayes_scaling.inputs": 2,
     "bayes_scaling.math": 3,
     "bayes_scaling.inference": 4,
@@ -25,6 +25,7 @@ LAYERS = {
     "bayes_scaling.report": 9,
     "bayes_scaling.cli": 10,
     "bayes_scaling.api": 11, "bayes_scaling.fit": 11, "bayes_scaling.plan": 11, "bayes_scaling.backtest": 11,
+    "bayes_scaling.advise": 11,
 }
 #: What ``training`` may take from ``bayes_scaling``: the light units (no PyMC, no ArviZ).
 TRAINING_MAY_IMPORT = ("bayes_scaling.errors", "bayes_scaling.io", "bayes_scaling.inputs")
@@ -125,8 +126,8 @@ def test_training_imports_without_pymc_or_arviz():
 
 def test_command_lines_parse_without_the_heavy_stack():
     """--help and option errors answer before PyMC, ArviZ, pandas or matplotlib load."""
-    code = ("import sys; from bayes_scaling.cli import fit, plan, backtest; "
-            "[m.build_parser() for m in (fit, plan, backtest)]; "
+    code = ("import sys; from bayes_scaling.cli import fit, plan, backtest, advise; "
+            "[m.build_parser() for m in (fit, plan, backtest, advise)]; "
             "bad = [m for m in ('pymc', 'pytensor', 'arviz', 'pandas', 'matplotlib', 'xarray') if m in sys.modules]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -357,3 +357,42 @@ def test_planned_runs_keep_their_ids_and_values(tmp_path):
     path.write_text("run_id,N,D,B,lr\n7,1e9,2e10,524288,0.0006\n")
     frame = read_planned_runs(path)
     assert frame["run_id"].tolist() == ["7"] and frame["B"].iloc[0] == 524288.0
+
+
+def test_selection_jitter_is_estimated_from_full_sweeps_and_recovers_a_known_one():
+    """Sweeps with run-to-run loss noise: the best run strays from the smooth optimum; the estimate
+    matches that stray (net of the grid's rounding) measured by brute force on many replicates."""
+    from bayes_scaling.inputs.grids import SELECTION_JITTER
+    from bayes_scaling.inputs.selection import selection_jitter
+
+    rng = np.random.default_rng(0)
+    u = np.log(2.0 ** np.arange(-12, -5.9, 0.5))
+    v = np.log(2.0 ** np.arange(15, 21.1, 0.5))
+    U, V = np.meshgrid(u, v, indexing="ij")
+    curvature, noise = 0.03, 0.006
+
+    def sweep_cell(u0, v0):
+        return 3.0 + curvature * ((U - u0) ** 2 + (V - v0) ** 2) + noise * rng.standard_normal(U.shape)
+
+    strays = []
+    for _ in range(4000):                                   # the truth, by brute force
+        u0, v0 = np.log(2.0**-9) + rng.uniform(-0.2, 0.2), np.log(2.0**18) + rng.uniform(-0.2, 0.2)
+        k = np.unravel_index(np.argmin(sweep_cell(u0, v0)), U.shape)
+        strays.append(U[k] - u0)
+    step = np.log(2.0) / 2
+    truth = np.sqrt(max(np.var(strays) - step**2 / 12, SELECTION_JITTER**2))
+    rows = []
+    for n in (1e8, 2e8, 4e8, 8e8, 1.6e9):
+        for d in (1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10):
+            loss = sweep_cell(np.log(2.0**-9) + rng.normal(0, 0.2), np.log(2.0**18) + rng.normal(0, 0.2))
+            rows += [{"run_id": f"r{len(rows) + j}", "N": n, "D": d, "lr": np.exp(a), "B": np.exp(b), "loss": l}
+                     for j, (a, b, l) in enumerate(zip(U.ravel(), V.ravel(), loss.ravel()))]
+    best = best_runs(validate_runs(pd.DataFrame(rows)))
+    assert best.sigma_sel is not None and truth > 2 * SELECTION_JITTER
+    for q in ("lr", "batch_size"):
+        assert best.sigma_sel[q] == pytest.approx(truth, rel=0.4)
+        assert best.quantity(q).sigma_sel == best.sigma_sel[q]
+    one = best_runs(validate_runs(pd.DataFrame({"run_id": ["a", "b", "c"], "N": [1e8, 2e8, 4e8], "D": [1e9, 2e9, 1e9],
+                                                 "B": 65536.0, "lr": 2.0**-10, "loss": 3.0})),
+                    lr_grid=Grid.parse("2^-12:2^-8:1"), batch_grid=Grid.parse("2^16:2^19:1"))
+    assert one.sigma_sel is None and one.quantity("lr").sigma_sel == SELECTION_JITTER

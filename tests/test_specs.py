@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
 
 from bayes_scaling import catalog
-from bayes_scaling.evaluation.calibration import Design, PriorDraws, sbc_best_run
+from bayes_scaling.evaluation.calibration import Design, sbc_best_run, sbc_draws, simulate_table
 from bayes_scaling.evaluation.simulate import TrueLaw, simulate_best_runs
 from bayes_scaling.fit import main
 from bayes_scaling.inference.config import SamplerConfig
@@ -108,8 +109,9 @@ def test_prior_draws_come_from_the_model_prior(name, data):
     assert prior.sizes["draw"] == 4000
     assert np.mean(prior["sigma"].values) == pytest.approx(0.2, abs=0.01)
     assert np.std(prior["b"].values) == pytest.approx(1.0, abs=0.05)
-    if spec.per_n_slopes:
-        assert prior[spec.per_n_slopes].sizes["N_level"] == len(data.n_levels)
+    slopes = spec.level_slopes(prior, specs.Centers.of(data), data.n_levels)
+    if slopes is not None:
+        assert slopes.shape == (4000, len(data.n_levels))
 
 
 def test_quantized_t_resists_one_odd_cell(fitter):
@@ -144,8 +146,8 @@ def test_quantized_t_runs_through_fit_compare_plots_and_sbc(tmp_path, capsys):
     assert rc == 0
     console = capsys.readouterr().out
     assert "quantized-t" in console
-    pred = (out / "predictions.csv").read_text()
-    assert pred.count("quantized-t") == 2
+    pred = pd.read_csv(out / "predictions.csv")
+    assert (pred["model"] == "quantized-t").sum() == 2                  # one row per quantity
     assert "quantized-t" in (out / "compare.csv").read_text()
     assert (out / "posterior" / "quantized-t_lr.nc").exists()
     reloaded = OptimumFit.from_netcdf(out / "posterior" / "quantized-t_lr.nc")
@@ -156,7 +158,7 @@ def test_quantized_t_runs_through_fit_compare_plots_and_sbc(tmp_path, capsys):
                     log_grid={"lr": np.log(2.0) * np.arange(-12, -5.9, 0.5), "batch_size": np.log(2.0) * np.arange(15, 22)},
                     min_loss=np.full(4, 3.0))
     sbc = sbc_best_run("quantized-t", design, 2, SamplerConfig(draws=100, tune=150, chains=2))
-    assert set(sbc["param"]) == {"b", "c", "sigma", "pred"} and len(sbc) == 2 * 2 * 4
+    assert set(sbc["param"]) == {"a", "b", "c", "sigma", "pred"} and len(sbc) == 2 * 2 * 5
 
 
 class _Probe(Quantized):
@@ -173,14 +175,80 @@ def test_a_registered_spec_is_offered_and_fitted_everywhere(tmp_path, fitter, da
         assert "probe-kind" in catalog.kinds() and "probe-kind" in catalog.help_text()
         assert catalog.parse_models("ols,probe-kind") == ["ols", "probe-kind"]
         fits = {m: fitter.fit(m, data) for m in ("quantized", "probe-kind")}
-        table = compare(fits, data, fitter, max_refits=0)
+        table = compare(fits, data, fitter, max_refits=0).table
         assert set(table["model"]) == {"quantized", "probe-kind"}
         np.testing.assert_allclose(fits["probe-kind"].coefficients()["median"], fits["quantized"].coefficients()["median"],
                                    atol=0.05)
-        draws = PriorDraws("probe-kind", Design(N=np.exp(data.log_N), D=np.exp(data.log_D),
-                                                log_grid={"lr": np.log(GRID.values), "batch_size": np.log(GRID.values)},
-                                                min_loss=np.zeros(len(data.y))), "lr", np.random.default_rng(0))
-        theta, z = draws.next()
-        assert z.shape == (len(data.y),) and float(theta["sigma"].values.ravel()[0]) > 0
+        design = Design(N=np.exp(data.log_N), D=np.exp(data.log_D),
+                        log_grid={"lr": np.log(GRID.values), "batch_size": np.log(GRID.values)},
+                        min_loss=np.zeros(len(data.y)))
+        probe = specs.get("probe-kind")
+        theta = probe.prior_draws(design.template("lr"), design.centers("lr"), 1, seed=0)
+        table = simulate_table(probe, theta, design, "lr", np.random.default_rng(0))
+        assert table.y.shape == (len(data.y),) and np.all(np.isin(table.y, np.log(GRID.values)))
+        assert set(sbc_draws(probe, theta, design, "lr", np.random.default_rng(0))) == {"a", "b", "c", "sigma", "pred"}
     finally:
         specs._REGISTRY.pop("probe-kind", None)
+
+
+@pytest.mark.parametrize("name", BAYESIAN)
+def test_numpy_log_prior_equals_pymc(name, fits, data):
+    """The log prior each spec computes (for prior sensitivity) is PyMC's own, parameter by parameter."""
+    fit = fits[name]
+    tree = xr.DataTree.from_dict({"posterior": fit.posterior})
+    theirs = pm.compute_log_prior(tree, model=fit.spec.build(data, fit.centers), progressbar=False)["log_prior"]
+    ours = fit.spec.log_prior(fit.posterior, fit.centers)
+    assert set(ours) == set(theirs.data_vars)
+    for var, values in ours.items():
+        expected = theirs[var].values.reshape(values.shape)
+        np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-6, err_msg=var)
+
+
+def test_a_prior_given_on_the_command_line_changes_the_fit(data):
+    from bayes_scaling.optimum.priors import LogNormal, parse_prior
+
+    name, prior = parse_prior("tau_c=lognormal(log(0.03),0.75)")
+    assert name == "tau_c" and prior == LogNormal(np.log(0.03), 0.75)
+    options = ModelOptions(priors=((name, prior),))
+    fitter = Fitter(CONFIG, options=options)
+    fit = fitter.fit("hierarchical", data)
+    tau = fit.posterior["tau_c"].values.ravel()
+    default = Fitter(CONFIG).fit("hierarchical", data).posterior["tau_c"].values.ravel()
+    assert np.median(tau) < 0.7 * np.median(default)          # the prior moved the posterior
+    lp = fit.spec.log_prior(fit.posterior, fit.centers, options)["tau_c"].ravel()
+    np.testing.assert_allclose(lp, prior.logp(tau))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tau_c", "expected NAME=FAMILY(ARGS)"),
+    ("tau_c=cauchy(0,1)", "unknown family 'cauchy'"),
+    ("tau_c=lognormal(0)", "takes 2 argument(s)"),
+    ("tau_c=lognormal(log(x),1)", "is not a number"),
+    ("sigma=gamma(-2,10)", "must be positive"),
+])
+def test_bad_priors_are_one_line_errors(text, message):
+    from bayes_scaling.errors import InputError
+    from bayes_scaling.optimum.priors import parse_prior
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_prior(text)
+
+
+def test_a_prior_no_chosen_kind_has_is_refused(tmp_path, capsys):
+    rc = main(["--models", "ols,quantized", "--prior", "tau_c=lognormal(log(0.03),0.75)", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--prior tau_c: no chosen model" in err and "sigma" in err and not (tmp_path / "o").exists()
+
+
+def test_prior_objects_sample_what_they_score():
+    """Each family's NumPy draws have the moments its log density implies (checked by quadrature)."""
+    from scipy import integrate
+
+    from bayes_scaling.optimum.priors import Gamma, HalfNormal, LogNormal, Normal, StudentT
+
+    for prior in (Normal(1.0, 2.0), HalfNormal(0.5), Gamma(2.0, 10.0), LogNormal(np.log(0.1), 0.75), StudentT(5.0, 0.0, 1.0)):
+        draws = prior.sample(200_000, seed=3)
+        lo, hi = (0.0, np.inf) if isinstance(prior, (HalfNormal, Gamma, LogNormal)) else (-np.inf, np.inf)
+        mean = integrate.quad(lambda x: x * np.exp(prior.logp(x)), lo, hi)[0]
+        assert integrate.quad(lambda x: np.exp(prior.logp(x)), lo, hi)[0] == pytest.approx(1.0, abs=1e-6)
+        assert np.mean(draws) == pytest.approx(mean, rel=0.02, abs=0.01)

@@ -66,11 +66,13 @@ def _owner_alive(owner: dict) -> bool:
     return owner.get("start") in (None, _process_start(pid))
 
 
-def _read(path: Path) -> dict | None:
+def read_owner(path: str | Path) -> dict | None:
+    """A lock's owner record (host, pid, start, token, claimed); None while it is being written or garbage."""
     try:
-        return json.loads(path.read_text())
+        owner = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return owner if isinstance(owner, dict) else None
 
 
 def is_stale(path: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> bool:
@@ -79,7 +81,7 @@ def is_stale(path: Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> bool:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return False
-    owner = _read(path)
+    owner = read_owner(path)
     if owner is None:  # being written, or garbage: only age can tell
         return age > max(stale_after, 5.0)
     if owner.get("host") == socket.gethostname() and not _owner_alive(owner):
@@ -109,7 +111,7 @@ def try_claim(path: str | Path, stale_after: float = DEFAULT_STALE_AFTER_S) -> C
 
 
 def _break_if_stale(path: Path, stale_after: float) -> bool:
-    owner = _read(path)
+    owner = read_owner(path)
     if not is_stale(path, stale_after):
         return False
     tomb = path.with_name(f"{path.name}.stale-{secrets.token_hex(4)}")
@@ -117,7 +119,7 @@ def _break_if_stale(path: Path, stale_after: float) -> bool:
         os.rename(path, tomb)
     except FileNotFoundError:
         return True  # someone else broke it; race for the fresh claim
-    if owner is not None and _read(tomb) not in (None, owner):  # we moved a fresh lock: put it back
+    if owner is not None and read_owner(tomb) not in (None, owner):  # we moved a fresh lock: put it back
         try:
             os.link(tomb, path)
         except FileExistsError:
@@ -137,7 +139,7 @@ def clear_if_stale(path: str | Path, stale_after: float = DEFAULT_STALE_AFTER_S)
 
 def release(claim: Claim) -> None:
     """Remove our lock (only if it is still ours)."""
-    owner = _read(claim.path)
+    owner = read_owner(claim.path)
     if owner is not None and owner.get("token") == claim.token:
         claim.path.unlink(missing_ok=True)
 

@@ -9,10 +9,13 @@ A spec has five sections (``examples/ci_tiny.toml`` is a complete one)::
                batch_tokens = [512, 1024] or "2^9:2^11:1"   (B in tokens, multiples of seq_len)
                lr = "2^-10:2^-6:0.5"  (2^k for k on a 0.5 log2 step) or [1e-3, 3e-3]
                seeds = [0]
+               or, instead of [model] and the grids above, one sweep per cell (what
+               ``python -m bayes_scaling.advise`` writes):
+               cells = [{params = 6e9, tokens = 1.2e11, lr = [...], batch_tokens = [...]}, ...]
     [train]    fixed TrainConfig keys of every run: schedule, warmup_frac, weight_decay ...
     [runtime]  Runtime keys (device, threads, compile, micro_batch_tokens ...)
 
-Runs are the product sizes x D x B x lr x seeds, ordered by D, then size. D is rounded to a multiple of the
+Runs are the product sizes x D x B x lr x seeds (or each cell's own D x B x lr x seeds), ordered by D, then size. D is rounded to a multiple of the
 least common multiple of the B grid, so every B of an (N, D) cell trains exactly the
 same tokens (the run table groups cells by exact (N, D)). A FLOP budget C gives
 D = C / (6 N).
@@ -49,8 +52,11 @@ from training.trainer import Runtime, TrainConfig, counted_params
 
 SECTIONS = ("data", "model", "grid", "train", "runtime")
 D_KEYS = ("tokens", "tokens_per_param", "flops")
-GRID_KEYS = D_KEYS + ("batch_tokens", "lr", "seeds")
+GRID_KEYS = D_KEYS + ("batch_tokens", "lr", "seeds", "cells")
+#: Keys of one entry of ``[grid] cells`` (a sweep of its own: one size, one D, its own grids).
+CELL_KEYS = ("params", "shape") + D_KEYS + ("batch_tokens", "lr")
 MODEL_KEYS = ("shapes", "params")
+MODEL_KEYS_OF_CELL = ("shape", "params")
 #: TrainConfig keys a spec's [train] section may set (the rest come from [model]/[grid]/[data]).
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig)
                    if f.name not in ("n_layer", "n_head", "n_embd", "tokens", "batch_tokens", "lr", "seed",
@@ -134,41 +140,41 @@ def build_plan(spec: dict, source: str = "spec", data_files: list[str] | None = 
         data_kw["files"], data_kw["source"] = list(data_files), "files"
     data = _construct(DataSpec, data_kw, f"{source}: [data]", tuple_keys=("files",))
     runtime = _construct(Runtime, sec["runtime"], f"{source}: [runtime]")
-    _check_keys(sec["model"], MODEL_KEYS, f"{source}: [model]")
     _check_keys(sec["grid"], GRID_KEYS, f"{source}: [grid]")
     _check_keys(sec["train"], TRAIN_KEYS, f"{source}: [train]")
-
     g = sec["grid"]
-    batches = [int(b) for b in _grid(g, "batch_tokens", source)]
-    for b in batches:
-        if b % data.seq_len:
-            raise InputError(f"{source}: [grid] batch_tokens: {b} is not a multiple of data.seq_len = {data.seq_len}")
-    lrs = _grid(g, "lr", source)
     seeds = g.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise InputError(f"{source}: [grid] seeds: expected a list of integers, got {seeds!r}")
-    d_keys = [k for k in D_KEYS if k in g]
-    if len(d_keys) != 1:
-        raise InputError(f"{source}: [grid] needs exactly one of {', '.join(D_KEYS)} (got {', '.join(d_keys) or 'none'})")
-    d_key = d_keys[0]
-    d_values = _positive_list(g[d_key], f"{source}: [grid] {d_key}")
-    quantum = math.lcm(*batches)
+    if "cells" in g:
+        sweeps = _cell_sweeps(sec, g, source, data)
+    else:
+        _check_keys(sec["model"], MODEL_KEYS, f"{source}: [model]")
+        batches = _batches(g, "batch_tokens", source, data)
+        lrs = _grid(g, "lr", source)
+        d_keys = [k for k in D_KEYS if k in g]
+        if len(d_keys) != 1:
+            raise InputError(f"{source}: [grid] needs exactly one of {', '.join(D_KEYS)} (got {', '.join(d_keys) or 'none'})")
+        d_key = d_keys[0]
+        d_values = _positive_list(g[d_key], f"{source}: [grid] {d_key}")
+        sweeps = [(shape, d_key, d_value, batches, lrs) for shape in _shapes(sec["model"], source, data)
+                  for d_value in d_values]
 
     runs = []
-    for n_layer, n_head, n_embd in _shapes(sec["model"], source, data):
+    for (n_layer, n_head, n_embd), d_key, d_value, batches, lrs in sweeps:
         base = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=data.vocab_size, seq_len=data.seq_len,
                     **sec["train"])
         n_params = counted_params(_construct(TrainConfig, base | dict(tokens=data.seq_len, batch_tokens=data.seq_len, lr=1.0),
                                              f"{source}: run"))
-        for d_value in d_values:
-            tokens = {"tokens": d_value, "tokens_per_param": d_value * n_params, "flops": d_value / flops.six_n(n_params)}[d_key]
-            D = max(1, round(tokens / quantum)) * quantum
-            for B in batches:
-                for lr in lrs:
-                    for seed in seeds:
-                        cfg = _construct(TrainConfig, base | dict(tokens=D, batch_tokens=B, lr=lr, seed=seed),
-                                         f"{source}: run")
-                        runs.append(PlannedRun(run_id(cfg, data), cfg, n_params))
+        tokens = {"tokens": d_value, "tokens_per_param": d_value * n_params, "flops": d_value / flops.six_n(n_params)}[d_key]
+        quantum = math.lcm(*batches)
+        D = max(1, round(tokens / quantum)) * quantum
+        for B in batches:
+            for lr in lrs:
+                for seed in seeds:
+                    cfg = _construct(TrainConfig, base | dict(tokens=D, batch_tokens=B, lr=lr, seed=seed),
+                                     f"{source}: run")
+                    runs.append(PlannedRun(run_id(cfg, data), cfg, n_params))
     # cheapest first: the smallest D at every size, then the next D, so a sweep stopped half-way
     # already spans all sizes (sorted() is stable: B, lr and seed keep their grid order)
     runs = sorted(runs, key=lambda r: (r.config.tokens, r.N))
@@ -222,6 +228,44 @@ def read_plan(plan_dir: str | Path) -> Plan:
     return Plan.from_json(json.loads(path.read_text()))
 
 
+def _batches(section: dict, key: str, source: str, data: DataSpec, prefix: str = "[grid] ") -> list[int]:
+    batches = [int(b) for b in _grid(section, key, source, prefix)]
+    for b in batches:
+        if b % data.seq_len:
+            raise InputError(f"{source}: {prefix}{key}: {b} is not a multiple of data.seq_len = {data.seq_len}")
+    return batches
+
+
+def _cell_sweeps(sec: dict, g: dict, source: str, data: DataSpec) -> list[tuple]:
+    """``[grid] cells``: each entry one (size, D) swept over its own lr and batch grids."""
+    if sec["model"]:
+        raise InputError(f"{source}: [model] must be empty when [grid] cells name the sizes (params or shape per cell)")
+    clash = [k for k in D_KEYS + ("batch_tokens", "lr") if k in g]
+    if clash:
+        raise InputError(f"{source}: [grid] {', '.join(clash)}: set per cell when [grid] cells is given")
+    cells = g["cells"]
+    if not isinstance(cells, list) or not cells or not all(isinstance(c, dict) for c in cells):
+        raise InputError(f"{source}: [grid] cells: expected a list of tables {{params, tokens, lr, batch_tokens}}")
+    sweeps = []
+    for i, cell in enumerate(cells):
+        where = f"{source}: [grid] cells[{i}]"
+        _check_keys(cell, CELL_KEYS, where)
+        size = {k: cell[k] for k in MODEL_KEYS_OF_CELL if k in cell}
+        if len(size) != 1:
+            raise InputError(f"{where}: needs exactly one of params = N or shape = [n_layer, n_head, n_embd]")
+        model = {"shapes": [size["shape"]]} if "shape" in size else {"params": [size["params"]]}
+        d_keys = [k for k in D_KEYS if k in cell]
+        if len(d_keys) != 1:
+            raise InputError(f"{where}: needs exactly one of {', '.join(D_KEYS)}")
+        (shape,) = _shapes(model, where, data)
+        d_value = _positive_list(cell[d_keys[0]], f"{where}: {d_keys[0]}")
+        if len(d_value) != 1:
+            raise InputError(f"{where}: {d_keys[0]}: one value per cell (add a cell for another D)")
+        sweeps.append((shape, d_keys[0], d_value[0], _batches(cell, "batch_tokens", where, data, ""),
+                       _grid(cell, "lr", where, "")))
+    return sweeps
+
+
 def _shapes(model: dict, source: str, data: DataSpec) -> list[tuple[int, int, int]]:
     if ("shapes" in model) == ("params" in model):
         raise InputError(f"{source}: [model] needs exactly one of shapes = [[n_layer, n_head, n_embd], ...] or params = [...]")
@@ -244,10 +288,10 @@ def _shapes(model: dict, source: str, data: DataSpec) -> list[tuple[int, int, in
     return out
 
 
-def _grid(section: dict, key: str, source: str) -> list[float]:
+def _grid(section: dict, key: str, source: str, prefix: str = "[grid] ") -> list[float]:
     if key not in section:
-        raise InputError(f"{source}: [grid] {key} is required")
-    value, where = section[key], f"{source}: [grid] {key}"
+        raise InputError(f"{source}: {prefix}{key} is required")
+    value, where = section[key], f"{source}: {prefix}{key}"
     if not isinstance(value, str):
         return [float(v) for v in Grid(_positive_list(value, where)).values]
     try:

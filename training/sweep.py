@@ -2,32 +2,45 @@
 
     plan SPEC --out DIR          expand a TOML/YAML spec into runs with stable ids and
                                  prepare the data once (tokenizer, packed sequences)
-    run DIR                      train every pending run: a local process pool
-                                 (--executor local --workers K) or Slurm jobs via
-                                 submitit (--executor slurm); resumable at any time
+    run DIR                      train every pending run: supervised local worker processes
+                                 (--executor local --workers K; a dead worker is replaced and
+                                 its run requeued) or Slurm jobs via submitit (--executor
+                                 slurm); resumable at any time; --retry-failed retrains failed runs
     worker DIR                   drain the plan in this process; start one per machine
                                  or GPU on a shared file system, lock files keep them apart
-    status DIR                   how many runs are finished, running, failed, pending
-    collect DIR --out runs.csv   the run table (CSV + Parquet) for bayes_scaling.fit
+    status DIR                   how many runs are finished, running, failed, unreadable, pending
+                                 (and which failed or have an unreadable result.json)
+    collect DIR --out FILE       the run table for bayes_scaling.fit, in the one format FILE's
+                                 suffix names (.csv or .parquet), written atomically
+
+Run states are ``training.worker``'s: a run is finished only when its result.json reads back
+as a result; an unreadable one (truncated, empty, ``{}``) is retrained by ``run``; a failed
+one (error.json) waits for ``--retry-failed``. Exit codes: 0 (``run``: every planned run
+finished; ``worker``: none failed), 1 otherwise, 2 bad input (one ``error:`` line, nothing
+written), 130 Ctrl-C (finished runs kept).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
+import fcntl
+import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from bayes_scaling.errors import ArgumentParser, InputError, guarded
-from bayes_scaling.io import write_csv, write_parquet
-from training.claims import DEFAULT_STALE_AFTER_S, is_stale
+from bayes_scaling.io import check_out_dir, write_csv, write_parquet
+from training.artifacts import read_result, stale_temps
+from training.claims import DEFAULT_STALE_AFTER_S
+from training.data import TokenData
 from training.plan import Plan, build_plan, load_spec, read_plan, write_plan
-from training.worker import drain, is_finished, run_dir
+from training.pool import PoolReport, run_pool
+from training.worker import ERROR_FILE, RESULT_FILE, STATES, drain, is_finished, run_dir, run_state, stays_failed
 
 EPILOG = """\
 a spec (TOML or YAML; see examples/ci_tiny.toml, examples/cpu_demo.toml):
@@ -43,6 +56,7 @@ a typical session:
   python -m training.sweep plan examples/ci_tiny.toml --out runs/tiny --dry-run
   python -m training.sweep plan examples/ci_tiny.toml --out runs/tiny
   python -m training.sweep run runs/tiny --workers 2          # Ctrl-C / kill: rerun to resume
+  python -m training.sweep status runs/tiny                   # failed runs: run --retry-failed
   python -m training.sweep collect runs/tiny --out runs/tiny/runs.csv
   python -m bayes_scaling.fit --data runs/tiny/runs.csv --no-plots
 
@@ -81,12 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"break a lock whose heartbeat is older than S seconds (default {DEFAULT_STALE_AFTER_S:g}); "
                             "a lock of a dead process on this host is broken at once")
 
-    s = sub.add_parser("run", help="train every pending run (local process pool or Slurm)",
-                       description="Train every pending run; finished runs are never re-run, so rerun after any crash.")
+    def add_retry(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--retry-failed", action="store_true",
+                       help="also retrain the failed runs (error.json), once each; a success removes the error.json")
+
+    s = sub.add_parser("run", help="train every pending run (supervised local workers or Slurm)",
+                       description="Train every pending run; finished runs are never re-run, so rerun after any crash. "
+                                   "Failed runs are retrained only with --retry-failed. Exit code 0 iff every planned "
+                                   "run is finished at the end.")
     s.add_argument("plan_dir", type=Path, metavar="DIR")
     s.add_argument("--executor", choices=("local", "slurm"), default="local",
-                   help="local: a process pool on this machine; slurm: --workers jobs submitted with submitit")
-    s.add_argument("--workers", type=int, default=1, help="parallel workers (processes or Slurm jobs; default 1)")
+                   help="local: worker processes on this machine; slurm: --workers jobs submitted with submitit")
+    s.add_argument("--workers", type=int, default=1,
+                   help="parallel workers (processes or Slurm jobs; default 1); local: never more than runs left to train")
+    s.add_argument("--max-restarts", type=int, default=3, metavar="N",
+                   help="local: replace at most N dead worker processes in all (default 3); a dead worker's run "
+                        "is requeued either way")
+    add_retry(s)
     add_runtime(s)
     g = s.add_argument_group("slurm (--executor slurm)")
     g.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
@@ -101,17 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Claim pending runs one at a time (lock files) and train them until none is left.")
     s.add_argument("plan_dir", type=Path, metavar="DIR")
     s.add_argument("--max-runs", type=int, help="stop after this many runs")
+    add_retry(s)
     add_runtime(s)
 
-    s = sub.add_parser("status", help="count finished, running, failed and pending runs",
-                       description="Count the plan's runs by state.")
+    s = sub.add_parser("status", help="count finished, running, failed, unreadable and pending runs",
+                       description="Count the plan's runs by state; list the failed ones (error.json) and those whose "
+                                   "result.json does not read back (`run` retrains them).")
     s.add_argument("plan_dir", type=Path, metavar="DIR")
 
-    s = sub.add_parser("collect", help="write the run table (CSV + Parquet)",
-                       description="Gather every finished run into the run table bayes_scaling.fit reads.")
+    s = sub.add_parser("collect", help="write the run table (.csv or .parquet)",
+                       description="Gather every finished run into the run table bayes_scaling.fit reads; name the "
+                                   "runs left out (failed, unreadable result.json, not finished) on stderr.")
     s.add_argument("plan_dir", type=Path, metavar="DIR")
     s.add_argument("--out", type=Path, required=True, metavar="FILE",
-                   help="runs.csv (a .parquet twin is written beside it) or runs.parquet (and a .csv twin)")
+                   help="runs.csv or runs.parquet: the suffix picks the one format written (atomically; temp files "
+                        "of an earlier interrupted collect are removed)")
     return p
 
 
@@ -122,6 +151,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe_plan(plan, args.assume_mfu))
         return 0
+    check_out_dir(args.out)
     t0 = time.perf_counter()
     data = write_plan(plan, args.out)
     total = len(read_plan(args.out).runs)
@@ -170,35 +200,42 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def count_states(plan_dir: Path, plan: Plan, stale_after: float = DEFAULT_STALE_AFTER_S) -> dict[str, int]:
-    """finished / running (a live lock) / failed (error.json, no result) / pending."""
-    counts = {"finished": 0, "running": 0, "failed": 0, "pending": 0}
+def run_states(plan_dir: Path, plan: Plan, stale_after: float = DEFAULT_STALE_AFTER_S) -> dict[str, list[tuple[str, str]]]:
+    """``state -> [(run_id, detail), ...]`` in plan order: finished / running (a live lock) / failed (error.json:
+    detail is its error) / unreadable (a result.json that does not read back: detail says why; `run` retrains it,
+    so it is counted apart from pending) / pending."""
+    states: dict[str, list[tuple[str, str]]] = {k: [] for k in STATES}
     for r in plan.runs:
-        lock = plan_dir / "locks" / f"{r.run_id}.lock"
-        if is_finished(plan_dir, r.run_id):
-            counts["finished"] += 1
-        elif lock.exists() and not is_stale(lock, stale_after):
-            counts["running"] += 1
-        elif (run_dir(plan_dir, r.run_id) / "error.json").exists():
-            counts["failed"] += 1
-        else:
-            counts["pending"] += 1
-    return counts
+        state, detail = run_state(plan_dir, r.run_id, stale_after)
+        states[state].append((r.run_id, detail))
+    return states
+
+
+def _claimable(plan_dir: Path, plan: Plan, stale_after: float, retry_before: float | None) -> int:
+    """How many runs a worker started now could train (pending, unreadable, or failed and retried)."""
+    n = 0
+    for r in plan.runs:
+        state, _ = run_state(plan_dir, r.run_id, stale_after)
+        n += state in ("pending", "unreadable") or (state == "failed" and not stays_failed(plan_dir, r.run_id, retry_before))
+    return n
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: must be at least 1")
+    if args.max_restarts < 0:
+        raise InputError(f"--max-restarts {args.max_restarts}: must be at least 0")
     plan = read_plan(args.plan_dir)
+    TokenData(args.plan_dir / "data")  # a plan without its data is bad input here, not a crash in every worker
     overrides = _overrides(args)
-    kwargs = dict(runtime_overrides=overrides, stale_after=args.stale_after)
+    retry_before = time.time() if args.retry_failed else None
+    kwargs = dict(runtime_overrides=overrides, stale_after=args.stale_after, retry_before=retry_before)
+    report = PoolReport()
     if args.executor == "local":
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-            futures = [pool.submit(drain, str(args.plan_dir), **kwargs) for _ in range(args.workers)]
-            _follow(args.plan_dir, plan, lambda: all(f.done() for f in futures))
-            for f in futures:
-                f.result()
+        claimable = lambda: _claimable(args.plan_dir, plan, args.stale_after, retry_before)  # noqa: E731
+        with _progress(args.plan_dir, plan) as (tick, say):  # no more workers than runs to train: each imports torch
+            report = run_pool(args.plan_dir, min(args.workers, claimable()), kwargs, max_restarts=args.max_restarts,
+                              tick=tick, say=say, runs_left=lambda: claimable() > 0)
     else:
         import submitit
 
@@ -214,77 +251,152 @@ def cmd_run(args: argparse.Namespace) -> int:
             for job in jobs:
                 job.result()
         else:
-            _follow(args.plan_dir, plan, lambda: all(j.done() for j in jobs))
+            with _progress(args.plan_dir, plan) as (tick, _):
+                while not all(j.done() for j in jobs):
+                    time.sleep(0.5)
+                    tick()
             for job in jobs:
                 job.result()
-    counts = count_states(args.plan_dir, plan, args.stale_after)
-    print("runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    if counts["failed"]:
-        print(f"some runs failed: see {args.plan_dir}/runs/<id>/error.json; `run` again retries them", file=sys.stderr)
-    return 0 if counts["finished"] == len(plan.runs) else 1
+    states = run_states(args.plan_dir, plan, args.stale_after)
+    print("runs: " + ", ".join(f"{len(v)} {k}" for k, v in states.items()))
+    if report.deaths:
+        print(report.summary())
+    if states["failed"]:
+        ids = [rid for rid, _ in states["failed"]]
+        print(f"{len(ids)} run(s) failed ({_listing(ids)}): see {args.plan_dir}/runs/<id>/{ERROR_FILE}; "
+              f"`run --retry-failed` retries them", file=sys.stderr)
+    return 0 if len(states["finished"]) == len(plan.runs) else 1
 
 
-def _follow(plan_dir: Path, plan: Plan, all_done) -> None:
-    """A tqdm bar of finished runs, polled until ``all_done()``."""
+def _listing(ids: list[str], most: int = 8) -> str:
+    """Run ids joined by commas, the first ``most`` and a count of the rest."""
+    return ", ".join(ids[:most]) + (f", … {len(ids) - most} more" if len(ids) > most else "")
+
+
+@contextmanager
+def _progress(plan_dir: Path, plan: Plan) -> Iterator[tuple[Callable[[], None], Callable[[str], None]]]:
+    """A tqdm bar of finished runs: yields ``(tick, say)``; ``tick()`` updates the bar, ``say(line)`` prints above it."""
     from tqdm import tqdm
 
-    total = len(plan.runs)
-    finished = lambda: sum(is_finished(plan_dir, r.run_id) for r in plan.runs)  # noqa: E731
-    with tqdm(total=total, initial=finished(), unit="run", desc="sweep", dynamic_ncols=True) as bar:
-        while not all_done():
-            time.sleep(0.5)
+    done: set[str] = set()
+
+    def finished() -> int:  # a finished run stays finished: only the others are read again
+        done.update(r.run_id for r in plan.runs if r.run_id not in done and is_finished(plan_dir, r.run_id))
+        return len(done)
+
+    with tqdm(total=len(plan.runs), initial=finished(), unit="run", desc="sweep", dynamic_ncols=True) as bar:
+        def tick() -> None:
             if (n := finished()) != bar.n:
                 bar.update(n - bar.n)
-        bar.update(finished() - bar.n)
+
+        yield tick, lambda line: bar.write(line, file=sys.stderr)
+        tick()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.max_runs is not None and args.max_runs < 1:
+        raise InputError(f"--max-runs {args.max_runs}: must be at least 1")
     counts = drain(args.plan_dir, runtime_overrides=_overrides(args), stale_after=args.stale_after,
-                   max_runs=args.max_runs)
+                   max_runs=args.max_runs, retry_before=time.time() if args.retry_failed else None)
     print(f"worker: {counts['finished']} run(s) trained, {counts['failed']} failed")
+    if counts["not_retried"]:
+        print(f"note: {counts['not_retried']} failed run(s) left alone; `worker --retry-failed` retries them",
+              file=sys.stderr)
     return 0 if counts["failed"] == 0 else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    counts = count_states(args.plan_dir, read_plan(args.plan_dir))
-    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    states = run_states(args.plan_dir, read_plan(args.plan_dir))
+    print(", ".join(f"{len(v)} {k}" for k, v in states.items()))
+    for rid, error in states["failed"]:
+        print(f"failed: {run_dir(args.plan_dir, rid) / ERROR_FILE}: {error}")
+    for rid, why in states["unreadable"]:
+        print(f"unreadable: {run_dir(args.plan_dir, rid) / RESULT_FILE} ({why}); `run` retrains it")
     return 0
 
 
 # -- collect ------------------------------------------------------------------------------------------------------
 
-def collect(plan_dir: str | Path) -> pd.DataFrame:
-    """The run table of every finished run of the plan (plan order)."""
+def collect(plan_dir: str | Path, note: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> pd.DataFrame:
+    """The run table of every finished run of the plan (plan order); ``note`` gets one line per run left out
+    because it failed or its result.json does not read back, and one for the runs not finished yet (no line
+    when there is no finished run at all: that is an InputError)."""
     plan_dir = Path(plan_dir)
     plan = read_plan(plan_dir)
-    rows = []
+    rows, notes, unfinished = [], [], 0
     for r in plan.runs:
-        path = run_dir(plan_dir, r.run_id) / "result.json"
-        if path.exists():
-            result = json.loads(path.read_text())
+        result, _ = read_result(run_dir(plan_dir, r.run_id) / RESULT_FILE)
+        if result is not None:
             rows.append({k: result.get(k) for k in TABLE_COLUMNS})
+            continue
+        state, detail = run_state(plan_dir, r.run_id)
+        if state == "failed":
+            notes.append(f"note: {run_dir(plan_dir, r.run_id) / ERROR_FILE}: failed ({detail}); not collected — "
+                         "`run --retry-failed` retrains it")
+        elif state == "unreadable":
+            notes.append(f"note: {run_dir(plan_dir, r.run_id) / RESULT_FILE}: unreadable ({detail}); not collected — "
+                         "`run` retrains it")
+        else:
+            unfinished += 1
     if not rows:
         raise InputError(f"{plan_dir}: no finished runs to collect; run `python -m training.sweep run {plan_dir}`")
+    if unfinished:
+        notes.append(f"note: {unfinished} run(s) not finished; `run {plan_dir}` trains them")
+    for line in notes:
+        note(line)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     table["loss"] = table["loss"].astype(float)  # JSON NaN of a diverged run stays NaN
     return table
 
 
+#: The formats ``collect --out`` writes, by suffix.
+WRITERS = {".csv": write_csv, ".parquet": write_parquet}
+
+
+def _check_out_file(out: Path) -> None:
+    """``--out`` must name a .csv or .parquet file that can be created (no directory in the way)."""
+    if out.suffix.lower() not in WRITERS:
+        raise InputError(f"--out {out}: expected a .csv or .parquet file (the suffix picks the one format written)")
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory, expected a .csv or .parquet file")
+    check_out_dir(out.parent, flag="--out")  # names the directory part of --out
+
+
+@contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` while the block runs, so two collects into one directory take
+    turns (and a temp file found while holding it is stale); where the file system has no flock, no lock."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
-    table = collect(args.plan_dir)
+    out: Path = args.out
+    _check_out_file(out)
     plan = read_plan(args.plan_dir)
-    out = args.out
-    csv_path, parquet_path = (out.with_suffix(".csv"), out) if out.suffix == ".parquet" else (out, out.with_suffix(".parquet"))
-    write_csv(csv_path, table)
-    write_parquet(parquet_path, table)
+    table = collect(args.plan_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _directory_lock(out.parent):
+        stale = stale_temps(out)
+        for tmp in stale:  # left by a collect killed mid-write
+            tmp.unlink(missing_ok=True)
+        WRITERS[out.suffix.lower()](out, table)
+    if stale:
+        print(f"note: removed {len(stale)} temp file(s) of an interrupted collect: {', '.join(p.name for p in stale)}",
+              file=sys.stderr)
     diverged = int((table["status"] == "diverged").sum())
-    print(f"collected {len(table)} of {len(plan.runs)} runs ({diverged} diverged) -> {csv_path}, {parquet_path}")
-    if len(table) < len(plan.runs):
-        print(f"note: {len(plan.runs) - len(table)} run(s) not finished; `run {args.plan_dir}` trains them", file=sys.stderr)
+    print(f"collected {len(table)} of {len(plan.runs)} runs ({diverged} diverged) -> {out}")
     from bayes_scaling.inputs.runtable import validate_runs
 
     try:
-        validate_runs(table, source=str(csv_path))
+        validate_runs(table, source=str(out))
     except InputError as err:
         print(f"note: bayes_scaling.fit will refuse this table yet: {err}", file=sys.stderr)
     return 0

@@ -27,6 +27,10 @@ with status "diverged" and loss NaN; it is a result, not a crash.
 Throughput. tokens/s counts training steps only (not evaluation); MFU is achieved
 FLOP/s (``matmul_flops_per_token`` x tokens/s) over the device peak: a table of dense bf16
 peaks for CUDA GPUs, and on CPU a measured fp32 matmul throughput on the same threads.
+
+Outputs. ``curve.csv`` first, then ``result.json`` last (both atomic writes); each is read
+back after writing, and one that does not read back whole (a short write, a full disk) is
+an OSError, so the worker records the run as failed instead of finished.
 """
 
 from __future__ import annotations
@@ -48,11 +52,15 @@ import torch.nn.functional as F
 from bayes_scaling.errors import InputError
 from bayes_scaling.io import write_csv, write_json
 from models import flops
+from training.artifacts import read_result
 from training.data import SequenceSampler, TokenData
 from training.schedule import SCHEDULES, lr_multiplier
 
 #: Tokens per micro-batch on CPU (small activations stay in cache; larger batches accumulate).
 CPU_MICRO_BATCH_TOKENS = 4096
+
+#: Columns of curve.csv, one row per logged step.
+CURVE_COLUMNS = ("step", "tokens", "lr", "train_loss", "val_loss", "tokens_per_s", "elapsed_s")
 
 #: Dense bf16 tensor-core peaks (FLOP/s) by device-name substring, first match wins.
 GPU_PEAK_FLOPS = (("H200", 989e12), ("H100", 989e12), ("GH200", 989e12), ("A100", 312e12), ("A10G", 70e12),
@@ -170,7 +178,8 @@ def counted_params(c: TrainConfig) -> int:
 
 def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = None, *, runtime: Runtime = Runtime(),
           run_id: str = "") -> dict:
-    """Train one run; return its result (and write result.json + curve.csv to ``out_dir``)."""
+    """Train one run; return its result (and write curve.csv, then result.json, to ``out_dir``, each
+    checked to read back; OSError if not)."""
     c = config
     if data.seq_len != c.seq_len or data.vocab_size > c.vocab_size:
         raise InputError(f"run {run_id or '?'}: config wants seq_len={c.seq_len}, vocab={c.vocab_size} but the data has "
@@ -293,9 +302,23 @@ def train(config: TrainConfig, data: TokenData, out_dir: str | Path | None = Non
     }
     if out_dir is not None:
         out_dir = Path(out_dir)
-        write_csv(out_dir / "curve.csv", pd.DataFrame(curve))
-        write_json(out_dir / "result.json", result)  # last: its presence means "finished"
+        write_csv(out_dir / "curve.csv", pd.DataFrame(curve, columns=list(CURVE_COLUMNS)))
+        check_curve(out_dir / "curve.csv", len(curve))
+        write_json(out_dir / "result.json", result)  # last: a readable result.json means "finished"
+        if read_result(out_dir / "result.json")[0] is None:
+            (out_dir / "result.json").unlink(missing_ok=True)
+            raise OSError(f"{out_dir / 'result.json'}: does not read back as a result after writing")
     return result
+
+
+def check_curve(path: Path, rows: int) -> None:
+    """Raise OSError unless ``path`` reads back as a CSV of ``rows`` rows with the curve's columns."""
+    try:
+        back = pd.read_csv(path)
+    except (OSError, ValueError) as err:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise OSError(f"{path}: unreadable after writing ({type(err).__name__}: {err})") from None
+    if len(back) != rows or list(back.columns) != list(CURVE_COLUMNS):
+        raise OSError(f"{path}: reads back {len(back)} of {rows} rows, columns {', '.join(map(str, back.columns))}")
 
 
 def matmul_flops_per_token(c: TrainConfig) -> float:

@@ -7,9 +7,10 @@ split, fold, model, held-out cell and optimum), ranking.csv, backtest.png and ma
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
-from bayes_scaling import catalog
+from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
 from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.inference.config import SamplerConfig
@@ -36,10 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"bundled full sweep ({', '.join(d for d in DATASETS if d != 'blog-partII')}) or a "
                              f"run-table CSV/Parquet with several runs per (N, D) cell (default: {DEFAULT_DATA})")
     common.model_options(p, models_help=f"comma-separated subset of {', '.join(catalog.kinds())} (default: all)")
-    p.add_argument_group("models").add_argument(
+    common.group(p, "models").add_argument(
         "--window", type=float, default=DEFAULT_WINDOW,
         help=f"surface model: nats above a cell's best loss kept exact (default {DEFAULT_WINDOW})")
     p.add_argument("--splits", default=",".join(SPLITS), help=f"comma-separated subset of {', '.join(SPLITS)} (default: all)")
+    g = p.add_argument_group("executor (folds are independent)")
+    g.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: --workers processes on this machine; slurm: one submitit job per fold")
+    g.add_argument("--slurm-partition", help="--executor slurm: partition to submit to")
+    g.add_argument("--timeout-min", type=int, default=120, help="--executor slurm: job time limit in minutes (default 120)")
+    g.add_argument("--cluster", choices=("slurm", "local", "debug"), default="slurm",
+                   help="--executor slurm: submitit backend (local/debug try the path without a cluster)")
+    g.add_argument("--restart", action="store_true",
+                   help="forget the folds an interrupted run of the same --out finished (default: resume them)")
     common.ci_prob_option(p)
     common.sampler_options(p)
     common.output_options(p, "backtest")
@@ -57,7 +67,9 @@ def _parse_list(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ..
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     models = catalog.parse_models(args.models) if args.models else list(catalog.kinds())
     splits = _parse_list(args.splits, SPLITS, "--splits")
+    progress.set_quiet(args.quiet)
     ci_prob = common.check_ci_prob(args.ci_prob)
+    common.check_workers(args.workers)
     config = SamplerConfig.from_args(args)
     if args.approx:
         raise InputError("--approx: the backtest fits the surface model with NUTS only")
@@ -74,8 +86,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     check_design(sd.cells, loaded.source)
     print(f"backtest of {', '.join(models)} on {loaded.source} ({len(loaded.runs)} runs), splits: {', '.join(splits)}",
           flush=True)
+    partial = command.out.parent / f".{command.out.name}.folds"     # finished folds, kept until the run succeeds
+    if args.restart:
+        shutil.rmtree(partial, ignore_errors=True)
     table = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,
-                         window=args.window, slopes=args.slopes, source=loaded.source)
+                         window=args.window, slopes=args.slopes, source=loaded.source, log=progress.note,
+                         workers=args.workers, executor=args.executor, partial=partial,
+                         slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
+                                "cluster": args.cluster, "cpus": config.cores})
     if table.empty:
         raise InputError("no fold left two model sizes to fit")
     rank = ranking(table)
@@ -95,6 +113,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from bayes_scaling.report.text import ranking_text
 
     print("\n" + ranking_text(rank, ci_prob))
+    shutil.rmtree(partial, ignore_errors=True)
     print(f"\nwrote {command.out}/")
     return common.strict_exit(failed, args.strict)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -37,11 +38,20 @@ from bayes_scaling.io import check_out_dir, staged_dir, write_json
 #: Packages whose versions every manifest records.
 VERSIONED = ("bayes-scaling", "pymc", "pytensor", "arviz", "arviz-stats", "nutpie", "numpy", "pandas", "xarray")
 DEFAULT_CI_PROB = 0.9
+DEFAULT_WORKERS = os.cpu_count() or 1
 SLOPES = ("pooled", "per_n")
 
 
+def group(p: argparse.ArgumentParser, title: str):
+    """The option group called ``title`` (created once, so --help lists each group once)."""
+    for g in p._action_groups:
+        if g.title == title:
+            return g
+    return p.add_argument_group(title)
+
+
 def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, grids: bool = True) -> None:
-    g = p.add_argument_group("data")
+    g = group(p, "data")
     g.add_argument("--data", default=default, metavar="NAME|PATH", help=help)
     g.add_argument("--columns", metavar="OURS=YOURS,...",
                    help="map your table's column names onto the run table's, e.g. "
@@ -58,17 +68,21 @@ def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, 
 
 
 def model_options(p: argparse.ArgumentParser, *, models_help: str, default_models: str | None = None) -> None:
-    g = p.add_argument_group("models")
+    g = group(p, "models")
     g.add_argument("--models", default=default_models, metavar="LIST", help=models_help)
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    g.add_argument("--prior", action="append", metavar="NAME=DIST",
+                   help="replace a parameter's prior in every kind that has it, e.g. tau_c=lognormal(log(0.03),0.75), "
+                        "c=normal(0,0.5), sigma=gamma(2,10) (repeatable; a's prior is about the table's mean ȳ)")
     g.add_argument("--slopes", "--surface-slopes", dest="slopes", choices=SLOPES, default="pooled",
                    help="surface model: one slope on log D, or per-N slopes (default pooled)")
     g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
 
 
-def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None:
+def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,
+                    refits_help: str = "exact LOO refits per model for points with Pareto k > 0.7") -> None:
     d = SamplerConfig()
-    g = p.add_argument_group("sampler")
+    g = group(p, "sampler")
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"NUTS implementation (default {d.sampler})")
     g.add_argument("--draws", type=int, default=d.draws, help=f"posterior draws per chain (default {d.draws})")
     g.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
@@ -76,16 +90,20 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False) -> None
     g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     g.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
                    help=f"NUTS target acceptance (default {TARGET_ACCEPT}: small steps through the per-N funnel)")
+    g.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                   help=f"processes working at once (model kinds, folds or simulations; default {DEFAULT_WORKERS}, "
+                        "the number of CPUs)")
     if refits:
-        g.add_argument("--max-refits", type=int, default=MAX_REFITS,
-                       help=f"exact LOO refits per model for points with Pareto k > 0.7 (default {MAX_REFITS})")
+        g.add_argument("--max-refits", type=int, default=refits_default, help=f"{refits_help} (default {refits_default})")
 
 
 def output_options(p: argparse.ArgumentParser, command: str) -> None:
-    g = p.add_argument_group("output")
+    g = group(p, "output")
     g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="write no figures")
     g.add_argument("--strict", action="store_true", help=f"exit {EXIT_STRICT} if any fit fails its convergence checks")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (bars on a terminal, one line per finished unit in a log)")
 
 
 def load_run_table(args: argparse.Namespace, data: str):
@@ -96,6 +114,22 @@ def load_run_table(args: argparse.Namespace, data: str):
                      columns=args.columns, batch_unit=args.batch_unit, seq_len=args.seq_len)
 
 
+def model_options_of(args: argparse.Namespace, models: list[str]):
+    """The ``ModelOptions`` of the command line: per-N intercepts and the ``--prior`` replacements, each
+    checked against the parameters of the chosen kinds."""
+    from bayes_scaling.optimum.priors import parse_prior
+    from bayes_scaling.optimum.spec import ModelOptions, registry
+
+    priors = tuple(parse_prior(text) for text in args.prior or ())
+    kinds = registry()
+    known = {name for m in models if m in kinds for name in kinds[m].priors()}
+    for name, _ in priors:
+        if name not in known:
+            raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
+                             f"(they have: {', '.join(sorted(known)) or 'none'})")
+    return ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
+
+
 def ci_prob_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ci-prob", type=float, default=DEFAULT_CI_PROB,
                    help=f"equal-tailed credible interval mass (default {DEFAULT_CI_PROB})")
@@ -104,6 +138,21 @@ def ci_prob_option(p: argparse.ArgumentParser) -> None:
 def check_ci_prob(value: float) -> float:
     if not 0 < value < 1:
         raise InputError(f"--ci-prob {value}: must be between 0 and 1")
+    return value
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """A comma-separated subset of ``allowed`` ("none" or "": the empty subset), in the given order."""
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none"))
+    bad = [s for s in items if s not in allowed]
+    if bad:
+        raise InputError(f"{flag}: {', '.join(bad)} not in {', '.join(allowed)} (or none)")
+    return items
+
+
+def check_workers(value: int) -> int:
+    if value < 1:
+        raise InputError(f"--workers {value}: must be at least 1")
     return value
 
 

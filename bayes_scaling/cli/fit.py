@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bayes_scaling import catalog
+from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
 from bayes_scaling.errors import ArgumentParser, guarded
 from bayes_scaling.inference.config import SamplerConfig
@@ -25,9 +25,10 @@ DEFAULT_TARGET = "4e9,1e11"
 DEFAULT_DATA = "blog-partII"
 #: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
 #: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
-ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "surface_cells.csv",
-             "posterior", "plots")
-PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob"]
+ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "held_out.csv", "sensitivity.csv",
+             "surface_cells.csv", "posterior", "plots")
+PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob", "interval", "recommended"]
+CV_SCHEMES = ("lono", "largest-n", "largest-d")
 
 
 def epilog() -> str:
@@ -39,7 +40,8 @@ data (--data): a bundled name ({", ".join(DATASETS)}) or a CSV/Parquet run table
   columns run_id, N, D, B, lr, loss [, status, seed, seq_len, ...]: one row per run.
   Full sweeps carry their own grid; a best-runs-only table needs --lr-grid/--batch-grid.
 
-outputs (--out DIR): predictions.csv, exponents.csv, compare.csv, best_runs.csv,
+outputs (--out DIR): predictions.csv, exponents.csv, compare.csv (LOO, cross-validation, stacking
+  weights, the recommendation), held_out.csv, sensitivity.csv (prior sensitivity), best_runs.csv,
   posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots).
 
 loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
@@ -62,12 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.data_options(p, default=None, help=f"bundled dataset name or run-table path (default: {DEFAULT_DATA}; "
                                                "for --law, the law's dataset)")
     common.model_options(p, models_help=f"comma-separated subset of {','.join(catalog.kinds())}")
-    p.add_argument_group("models").add_argument("--quantity", choices=("both", "lr", "batch_size"), default="both",
+    common.group(p, "models").add_argument("--quantity", choices=("both", "lr", "batch_size"), default="both",
                                                 help="which optimum to fit (default both)")
     p.add_argument("--law", choices=tuple(law_registry()), help="fit a loss law L(N, D) instead of the optima")
-    g = p.add_argument_group("prediction")
+    g = common.group(p, "prediction")
     g.add_argument("--target", action="append", metavar="N,D",
                    help=f"(N params, D tokens) to predict at; repeatable (default {DEFAULT_TARGET})")
+    g.add_argument("--cv", default=",".join(CV_SCHEMES), metavar="LIST",
+                   help="extrapolation cross-validation beside LOO: comma-separated subset of "
+                        f"{','.join(CV_SCHEMES)} (leave one N out; the largest N; each N's largest D), or none "
+                        "(default all; each fold refits every compared kind)")
     common.ci_prob_option(g)
     common.sampler_options(p, refits=True)
     common.output_options(p, "fit")
@@ -76,12 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Validate every option, then load, fit, compare, predict, write and report."""
+    progress.set_quiet(args.quiet)
     models = catalog.parse_models(args.models)
     targets = common.parse_targets(args.target, DEFAULT_TARGET)
     ci_prob = common.check_ci_prob(args.ci_prob)
     common.check_max_refits(args.max_refits)
+    common.check_workers(args.workers)
+    cv = common.parse_choices(args.cv, CV_SCHEMES, "--cv")
     config = SamplerConfig.from_args(args)
     check_approx(args.approx)
+    options = common.model_options_of(args, models)
     data_name = args.data or DEFAULT_DATA
     command = common.CommandRun("fit", argv, args.out, common.data_label(data_name), ARTIFACTS)
 
@@ -98,45 +108,61 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
           f"models {', '.join(models)}; {_methods(models, kinds, config, args.approx)}", flush=True)
     for line in best.dropped_text():
         print(f"  {line}", flush=True)
+    if best.sigma_sel:
+        print("  selection jitter σ_sel of the best runs, from the sweeps: "
+              + ", ".join(f"{q} {v:.3f}" for q, v in best.sigma_sel.items()), flush=True)
 
     import pandas as pd
 
-    from bayes_scaling.optimum.compare import compare
-    from bayes_scaling.optimum.fit import Fitter
-    from bayes_scaling.optimum.spec import ModelOptions
-
-    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
+    from bayes_scaling.optimum.compare import aggregate
 
     def announce(kind: str, quantity: str, fit) -> None:
         label = "both" if quantity == "both" else quantity
-        note = f"{fit.method}; " if quantity == "both" else ""
-        extra = f"  {note}{fit.diagnostics.describe()}" if fit.diagnostics else ""
-        print(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}", flush=True)
+        method = f"{fit.method}; " if quantity == "both" else ""
+        extra = f"  {method}{fit.diagnostics.describe()}" if fit.diagnostics else ""
+        progress.note(f"  fitted {kind:<13} {label:<10} {fit.wall_s:6.1f} s{extra}")
 
-    fitted = catalog.fit_all(models, quantities, best, fitter, runs=loaded.runs, source=loaded.source,
-                             options=catalog.RunOptions(slopes=args.slopes, approx=args.approx), on_fit=announce)
+    compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
+    compared = compared if len(compared) >= 2 else []
+    if compared:
+        progress.note(f"  fitting and comparing {', '.join(compared)}: LOO" + (f" and {', '.join(cv)} refits" if cv else "")
+                      + f"; {min(args.workers, len(models))} process(es)")
+    scoring = catalog.Scoring(compared=tuple(compared), cv=cv, max_refits=args.max_refits, ci_prob=ci_prob,
+                              targets=tuple(targets))
+    fitted = catalog.fit_and_score(models, quantities, best, config, options, runs=loaded.runs, source=loaded.source,
+                                   run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx),
+                                   scoring=scoring, workers=args.workers, on_fit=announce)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
-                             for f in every], ignore_index=True)
+                             .assign(interval=f.spec.interval) for f in every], ignore_index=True)
     exponents = pd.concat([f.coefficients(ci_prob=ci_prob) for f in every], ignore_index=True)
-    compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
-    comparison = None
-    if len(compared) >= 2:
-        comparison = pd.concat([compare({m: fits[q][m] for m in compared}, best.quantity(q), fitter, args.max_refits)
-                                for q in quantities], ignore_index=True)
+    comparisons = {q: aggregate({m: fits[q][m] for m in compared}, best.quantity(q),
+                                {m: fitted.scores[q][m] for m in compared}) for q in quantities} if compared else {}
+    stacked = [c.stacked.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
+               .assign(interval=f"stacked mixture ({c.stacked.basis} weights: {c.stacked.describe()})")
+               for c in comparisons.values() if c.stacked is not None]
+    predictions = pd.concat([predictions, *stacked], ignore_index=True)
+    recommended = {q: c.recommended for q, c in comparisons.items()}
+    predictions["recommended"] = [recommended.get(q) == m for q, m in zip(predictions["quantity"], predictions["model"])]
+    sensitive = pd.concat(fitted.sensitivity, ignore_index=True) if fitted.sensitivity else None
     approximate = {name for name, sf in fitted.run_level.items() if sf.approximate}
     diagnostics = {f"{m}/{q}": f.diagnostics.as_dict() for q, fq in fits.items() for m, f in fq.items()
                    if f.diagnostics and m not in approximate}   # an approximation has no MCMC diagnostics
 
+    progress.note("  writing tables, posteriors" + (" and figures" if args.plots else ""))
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs), "best_runs": len(best.frame),
                  "lr_grid": str(loaded.lr_grid) if loaded.lr_grid else "per-cell sweep",
                  "batch_grid": str(loaded.batch_grid) if loaded.batch_grid else "per-cell sweep",
-                 "dropped": best.dropped_text()},
+                 "dropped": best.dropped_text(),
+                 "sigma_sel": best.sigma_sel or {q: best.quantity(q).sigma_sel for q in quantities}},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
-        "seed": config.seed, "sampler": config.as_dict() | {"per_n_intercepts": args.per_n_intercepts},
+        "seed": config.seed, "sampler": config.as_dict(),
+        "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
+        "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
+                                                       for q, c in comparisons.items()},
         "diagnostics": diagnostics,
     }) as stage:
         from bayes_scaling.io import write_csv
@@ -144,29 +170,43 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         write_csv(stage / "best_runs.csv", best.frame)
         write_csv(stage / "predictions.csv", predictions[PREDICTION_COLUMNS])
         write_csv(stage / "exponents.csv", exponents)
-        if comparison is not None:
-            write_csv(stage / "compare.csv", comparison)
+        if sensitive is not None:
+            write_csv(stage / "sensitivity.csv", sensitive)
+        if comparisons:
+            write_csv(stage / "compare.csv", pd.concat([c.table for c in comparisons.values()], ignore_index=True))
+            held = [c.held_out for c in comparisons.values() if not c.held_out.empty]
+            if held:
+                write_csv(stage / "held_out.csv", pd.concat(held, ignore_index=True))
         for q, fq in fits.items():
             for m, f in fq.items():
                 f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
         for name, run_fit in fitted.run_level.items():
             run_fit.to_netcdf(stage / "posterior" / f"{name}.nc")
-            run_fit.write_artifacts(stage, ci_prob=ci_prob, plots=args.plots)
+            run_fit.write_artifacts(stage, ci_prob=ci_prob)
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures
+            from bayes_scaling.report.figures.surface import write_figures
 
-            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob)
+            for run_fit in fitted.run_level.values():
+                write_figures(run_fit, stage / "plots")
+
+            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
 
     from bayes_scaling.report import text
 
     interval = "90% interval" if ci_prob == 0.9 else f"{ci_prob:.0%} interval"
     print(f"\nexponents (median [{interval}]):")
     print(text.exponents_text(exponents))
-    if comparison is not None:
-        print("\nLOO comparison (elpd of the observed grid cells; higher is better):")
-        print(text.compare_text(comparison))
+    if comparisons:
+        print("\ncomparison (elpd of the observed grid cells; higher is better):")
+        print(text.compare_text(pd.concat([c.table for c in comparisons.values()], ignore_index=True)))
+        for q, c in comparisons.items():
+            print(f"  recommended for {q} at a new N: {c.recommended} — {c.reason}")
     print("\npredicted optimum:")
     print(text.predictions_text(predictions))
+    if sensitive is not None:
+        print("\nprior sensitivity (power-scaling; contraction = 1 − posterior/prior variance):")
+        print(text.sensitivity_text(sensitive))
     if diagnostics:
         print("\nsampler diagnostics:")
         print(text.diagnostics_text(diagnostics))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bayes_scaling import catalog
+from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
 from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.inference.config import SamplerConfig
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="example: python -m bayes_scaling.plan --compute 1e21 --compute 1e23 --max-N 7e10 --out runs/plan",
     )
-    g = p.add_argument_group("budget")
+    g = common.group(p, "budget")
     g.add_argument("--compute", type=float, action="append", required=True, metavar="FLOPS",
                    help="training budget in FLOPs (repeatable), e.g. 1e21")
     g.add_argument("--max-N", type=float, default=None, help="largest model you can train (parameters); caps N*")
@@ -44,14 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
     common.data_options(p, default=DEFAULT_DATA,
                         help=f"run table for the lr / batch-size laws: bundled name or path (default {DEFAULT_DATA})")
-    p.add_argument_group("data").add_argument("--optimum-data", dest="data", help="the same as --data")
-    p.add_argument_group("data").add_argument(
+    common.group(p, "data").add_argument("--optimum-data", dest="data", help="the same as --data")
+    common.group(p, "data").add_argument(
         "--loss-law-data", default="chinchilla",
         help="loss table for the loss law: chinchilla (default), porian[:filters] or a CSV/Parquet run table")
-    g = p.add_argument_group("models")
+    g = common.group(p, "models")
     g.add_argument("--optimum-model", default="hierarchical",
                    help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical)")
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
+    g.add_argument("--prior", action="append", metavar="NAME=DIST",
+                   help="replace a parameter's prior of the lr / batch-size laws, e.g. tau_c=lognormal(log(0.03),0.75)")
     common.ci_prob_option(p)
     common.sampler_options(p)
     common.output_options(p, "plan")
@@ -61,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Validate, fit both posteriors, plan, write plan.csv / plan_draws.csv / plan.png / manifest.json."""
+    progress.set_quiet(args.quiet)
     ci_prob = common.check_ci_prob(args.ci_prob)
+    common.check_workers(args.workers)
     config = SamplerConfig.from_args(args)
     if args.run_seq_len < 0 or not args.aspect > 0:
         raise InputError(f"--run-seq-len must be >= 0 and --aspect > 0, got {args.run_seq_len} and {args.aspect}")
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
         best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
         raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
+    options = common.model_options_of(args, [args.optimum_model])
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
 
     from bayes_scaling.inputs.loss_tables import load_loss_table
@@ -80,16 +85,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bayes_scaling.inputs.runtable import best_runs, check_design
     from bayes_scaling.io import write_csv
-    from bayes_scaling.laws.base import fit_law
-    from bayes_scaling.laws.chinchilla import ParametricLaw
-    from bayes_scaling.optimum.fit import Fitter
-    from bayes_scaling.optimum.spec import ModelOptions
 
-    loss_fit = fit_law(ParametricLaw(table), config)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
-    fitter = Fitter(config, options=ModelOptions(per_n_intercepts=args.per_n_intercepts))
-    optimum = {q: fitter.fit(args.optimum_model, best.quantity(q)) for q in ("lr", "batch_size")}
+    progress.note(f"  fitting the loss law (chinchilla, {source}) and the lr / batch-size laws ({args.optimum_model}, "
+                  f"{loaded.source}); {min(args.workers, 2)} process(es)")
+    loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers)
     flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
@@ -121,6 +122,45 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"WARNING: the {name} fit did not converge; do not trust its intervals.", file=sys.stderr)
     print(f"wrote {command.out}/")
     return common.strict_exit(failed, args.strict)
+
+
+def _fit_both(table, best, optimum_model: str, config, options, workers: int):
+    """The loss law and the two optimum laws — in two processes at once when ``workers`` allows."""
+    import os
+    from dataclasses import replace
+
+    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options))}
+    results = {}
+    with progress.steps(len(tasks), "laws fitted") as tick:
+        if workers < 2:
+            for name, (fn, fn_args) in tasks.items():
+                results[name] = fn(*fn_args, config)
+                tick(name)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            config = replace(config, cores=max(1, (os.cpu_count() or 1) // 2))
+            with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = {pool.submit(fn, *fn_args, config): name for name, (fn, fn_args) in tasks.items()}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    tick(futures[future])
+    return results["loss law"], results["lr and batch-size laws"]
+
+
+def _fit_loss_law(table, config):
+    from bayes_scaling.laws.base import fit_law
+    from bayes_scaling.laws.chinchilla import ParametricLaw
+
+    return fit_law(ParametricLaw(table), config, log_likelihood=False)
+
+
+def _fit_optima(best, kind: str, options, config):
+    from bayes_scaling.optimum.fit import Fitter
+
+    fitter = Fitter(config, options=options)
+    return {q: fitter.fit(kind, best.quantity(q)) for q in ("lr", "batch_size")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,9 @@ from bayes_scaling import catalog
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.errors import InputError
 from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs, check_design
+from bayes_scaling.io import write_csv, write_json
 from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.progress import steps
 from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 
 SPLITS = ("largest-n", "largest-d", "each-n")
@@ -103,52 +107,147 @@ def score(cells: pd.DataFrame, test: np.ndarray, runs: pd.DataFrame, model: str,
     return rows
 
 
-def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits: tuple[str, ...] = SPLITS,
-                 config: SamplerConfig = SamplerConfig(), ci_prob: float = 0.9, window: float = WINDOW,
-                 slopes: str = "pooled", source: str = "<table>",
-                 log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table."""
-    models = models or list(catalog.kinds())
-    sd: SurfaceData = surface_data(runs, window=window, source=source)
-    best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
-    runs = sd.runs
-    fitter = Fitter(config, n_boot=2000)   # compiles once per model kind and set of N levels
-    caches: dict = {}                      # and once per run-level kind and table shape
-    rows = []
+@dataclass(frozen=True)
+class Fold:
+    """One held-out set of cells of one split."""
+
+    split: str
+    name: str
+    test: np.ndarray
+
+
+def plan_folds(best: pd.DataFrame, splits: tuple[str, ...], source: str, log: Callable[[str], None]) -> list[Fold]:
+    """Every fold of ``splits`` whose training cells can identify a law (others are named and skipped)."""
+    out = []
     for split in splits:
-        for fold, test in folds(best, split):
+        for name, test in folds(best, split):
             train = ~test
             if best.loc[train, "N"].nunique() < 2:
-                log(f"  {split} / {fold}: skipped (fewer than two model sizes left to fit)")
+                log(f"  {split} / {name}: skipped (fewer than two model sizes left to fit)")
                 continue
             try:
                 check_design(best.loc[train], source)
             except InputError as err:
-                log(f"  {split} / {fold}: skipped (the training cells cannot identify the law: {err})")
+                log(f"  {split} / {name}: skipped (the training cells cannot identify the law: {err})")
                 continue
-            target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()
-            meta = {"split": split, "fold": fold, "n_train_cells": int(train.sum())}
-            ref = steplaw_formula(target_N, target_D)
-            preds = {q: pd.DataFrame({"median": v, "lo": np.nan, "hi": np.nan}) for q, v in ref.items()}
-            rows += score(best, test, runs, REFERENCE, preds, {**meta, "fit_ok": True, "wall_s": 0.0})
-            sub = _best_subset(best, train, source)
-            train_keys = pd.MultiIndex.from_frame(best.loc[train, ["N", "D"]])
-            train_runs = runs[pd.MultiIndex.from_frame(runs[["N", "D"]]).isin(train_keys)].reset_index(drop=True)
-            for model in models:
-                t0 = time.perf_counter()
-                fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, runs=train_runs, caches=caches,
-                                         options=catalog.RunOptions(slopes=slopes, window=window), source=source)
-                fits = {q: fitted.fits[q][model] for q in QUANTITIES}
-                diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
-                ok = all(d.ok for d in diag)
-                preds = {q: f.predict(target_N, target_D, ci_prob=ci_prob) for q, f in fits.items()}
-                wall = time.perf_counter() - t0
-                rows += score(best, test, runs, model, preds, {**meta, "fit_ok": ok, "wall_s": wall})
-                log(f"  {split} / {fold}: {model:<12} {wall:6.1f} s"
-                    + ("" if ok else "  [diagnostics: " + "; ".join(dict.fromkeys(p for d in diag for p in d.problems())) + "]"))
+            out.append(Fold(split, name, test))
+    return out
+
+
+#: Compiled models kept per worker process across its folds (keyed by sampler settings).
+_FITTERS: dict = {}
+
+
+def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[str], config: SamplerConfig,
+             ci_prob: float, window: float, slopes: str, source: str) -> list[dict]:
+    """Fit every model on the fold's training cells and score its held-out cells (rows of backtest.csv)."""
+    fitter, caches = _FITTERS.setdefault(config, (Fitter(config, n_boot=2000), {}))
+    test, train = fold.test, ~fold.test
+    target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()
+    meta = {"split": fold.split, "fold": fold.name, "n_train_cells": int(train.sum())}
+    ref = steplaw_formula(target_N, target_D)
+    preds = {q: pd.DataFrame({"median": v, "lo": np.nan, "hi": np.nan}) for q, v in ref.items()}
+    rows = score(best, test, runs, REFERENCE, preds, {**meta, "fit_ok": True, "problems": "", "wall_s": 0.0})
+    sub = _best_subset(best, train, source)
+    train_keys = pd.MultiIndex.from_frame(best.loc[train, ["N", "D"]])
+    train_runs = runs[pd.MultiIndex.from_frame(runs[["N", "D"]]).isin(train_keys)].reset_index(drop=True)
+    for model in models:
+        t0 = time.perf_counter()
+        fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, runs=train_runs, caches=caches,
+                                 options=catalog.RunOptions(slopes=slopes, window=window), source=source)
+        fits = {q: fitted.fits[q][model] for q in QUANTITIES}
+        diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
+        problems = "; ".join(dict.fromkeys(p for d in diag for p in d.problems()))
+        preds = {q: f.predict(target_N, target_D, ci_prob=ci_prob) for q, f in fits.items()}
+        rows += score(best, test, runs, model, preds, {**meta, "fit_ok": not problems, "problems": problems,
+                                                       "wall_s": time.perf_counter() - t0})
+    return rows
+
+
+def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits: tuple[str, ...] = SPLITS,
+                 config: SamplerConfig = SamplerConfig(), ci_prob: float = 0.9, window: float = WINDOW,
+                 slopes: str = "pooled", source: str = "<table>", log: Callable[[str], None] = print,
+                 workers: int = 1, executor: str = "local", partial: Path | None = None,
+                 slurm: dict | None = None) -> pd.DataFrame:
+    """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table.
+
+    Folds are independent: ``workers`` processes run them at once (``executor="local"``), or each is
+    a Slurm job (``"slurm"``, via submitit; ``slurm`` holds its parameters). With ``partial`` (a
+    directory), every finished fold is kept there at once, and a rerun with the same settings
+    resumes: it runs only the folds that are not there yet.
+    """
+    models = models or list(catalog.kinds())
+    sd: SurfaceData = surface_data(runs, window=window, source=source)
+    best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
+    runs = sd.runs
+    plan = plan_folds(best, splits, source, log)
+    done = _resume(partial, {"models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
+                             "window": window, "slopes": slopes, "source": source, "runs": len(runs)}, log)
+    todo = [k for k in range(len(plan)) if k not in done]
+    args = (best, runs, models, config, ci_prob, window, slopes, source)
+
+    def keep(k: int, rows: list[dict]) -> None:
+        done[k] = rows
+        if partial is not None:
+            write_csv(partial / f"fold-{k:03d}.csv", pd.DataFrame(rows))
+        failed = sorted({r["model"] for r in rows if not r["fit_ok"]})
+        tick(f"{plan[k].split} / {plan[k].name}" + (f" (diagnostics failed: {', '.join(failed)})" if failed else ""))
+
+    with steps(len(todo), "backtest folds") as tick:
+        if executor == "slurm":
+            _run_slurm(plan, todo, args, partial, slurm or {}, keep)
+        elif workers > 1 and len(todo) > 1:
+            import multiprocessing
+            import os
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            cores = max(1, (os.cpu_count() or 1) // workers)
+            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = {pool.submit(run_fold, plan[k], *args): k for k in todo}
+                for future in as_completed(futures):
+                    keep(futures[future], future.result())
+        else:
+            for k in todo:
+                keep(k, run_fold(plan[k], *args))
+    rows = [r for k in sorted(done) for r in done[k]]
     out = pd.DataFrame(rows)
+    out["problems"] = out["problems"].fillna("")          # a fold read back from its CSV has NaN for ""
     out.insert(0, "ci_prob", ci_prob)
     return out
+
+
+def _resume(partial: Path | None, key: dict, log: Callable[[str], None]) -> dict[int, list[dict]]:
+    """The folds already finished in ``partial`` under the same settings (else a fresh, empty start)."""
+    import json
+    import shutil
+
+    if partial is None:
+        return {}
+    stamp = partial / "settings.json"
+    if partial.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(key))):
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, key)
+    done = {int(p.stem.split("-")[1]): pd.read_csv(p).to_dict("records") for p in sorted(partial.glob("fold-*.csv"))}
+    if done:
+        log(f"  resuming: {len(done)} fold(s) already done in {partial}")
+    return done
+
+
+def _run_slurm(plan: list[Fold], todo: list[int], args: tuple, partial: Path | None, params: dict, keep) -> None:
+    """Each fold a Slurm job (submitit); results kept as the jobs finish."""
+    try:
+        import submitit
+    except ImportError:
+        raise InputError("--executor slurm needs submitit: pip install submitit") from None
+    folder = (partial or Path("runs")) / "submitit"
+    executor = submitit.AutoExecutor(folder=folder, cluster=params.get("cluster", "slurm"))
+    executor.update_parameters(timeout_min=params.get("timeout_min", 120), cpus_per_task=params.get("cpus", 2),
+                               slurm_partition=params.get("partition"), name="bayes_scaling.backtest")
+    jobs = {executor.submit(run_fold, plan[k], *args): k for k in todo}
+    for job in submitit.helpers.as_completed(list(jobs)):
+        keep(jobs[job], job.result())
 
 
 def _best_subset(best: pd.DataFrame, train: np.ndarray, source: str) -> BestRuns:

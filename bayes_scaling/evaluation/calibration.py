@@ -1,30 +1,37 @@
 """Simulation-based calibration (Talts et al. 2018) of the optimum models and the surface model.
 
-One simulation: draw θ̃ from the model's prior, simulate a table on the real table's
-design (its (N, D) cells and grids), fit, and record the rank of θ̃ among L posterior
-draws, rank = #{ℓ : θ_ℓ < θ̃} ∈ {0, …, L}, and whether θ̃ lies in the central 50 % / 90 %
-posterior interval. Over many simulations a calibrated model gives uniform ranks and
-50 % / 90 % coverage.
+One simulation: draw θ̃ from the model's prior, simulate a table on a real table's design
+(its (N, D) cells and grids), fit, and record the rank of θ̃ among L posterior draws
+thinned evenly in sampling order, rank = #{ℓ : θ_ℓ < θ̃} ∈ {0, …, L}, and whether θ̃ lies
+in the central 50 % / 90 % posterior interval. Over many simulations a calibrated model
+gives ranks uniform on {0, …, L} and 50 % / 90 % coverage.
 
-* best-run kinds (every Bayesian spec of the optimum registry): θ̃ is a draw of the PyMC
-  model's own prior (``OptimumSpec.prior_draws``), the latent optimum of each cell its
-  predictive draw (the spec's law and scatter), jittered by the selection noise σ_sel and
-  snapped to the grid — the censored kinds' generative story, so ``pooled`` (which takes
-  the grid value as exact) is *expected* to be off: that is what the check is for;
+* best-run kinds (every Bayesian spec of the optimum registry, :func:`sbc_best_run`): θ̃ is
+  a draw of the PyMC model's own prior (``OptimumSpec.prior_draws``), taken as it comes —
+  no draw is redrawn, so a law whose optima fall off the grid gives open edge cells, and a
+  draw that puts every cell in one edge cell (nothing identified but a bound) is kept;
+  each cell's best value is the kind's observation draw (``observation_draws``: the law,
+  its scatter and the selection jitter σ_sel) snapped to the grid — the kind's own story
+  plus the grid, so ``pooled`` (which takes the grid value as exact) is *expected* to be
+  off: that is what the check is for. Checked: every element of every posterior variable
+  of the kind (``diagnostic_vars``: free and derived, a vector's k-th element as
+  ``name[k]``; the raw non-centred ``z_*`` are left out) and ``pred``, the law's mean
+  log q* at an extrapolation target (2× the largest N, 2× the largest D);
 * surface: a loss for every (η, B) of the table's grids in every cell, from the bowl with
-  Student-t₄ noise, censored above the window as in the real data.
+  Student-t₄ noise, censored above the window as in the real data. Its deviations from
+  exact SBC, stated: prior draws whose cell optima leave the grid are redrawn
+  (:class:`PriorDraws`, a truncated prior); the priors on L*_j and on a are centred on the
+  simulated table (its best losses and best runs), as in the real fit; the sweep covers
+  the full grid product in every cell; checked: b, c, σ and ``pred`` (:func:`checked`).
 
-Deviations from exact SBC, stated: prior draws whose cell optima leave the grid (the
-sweep could not see them) are redrawn — a truncated prior —; the surface model's priors
-on L*_j and on a are centred on the simulated table (its best losses and best runs), as
-in the real fit; the surface simulation sweeps the full grid product in every cell.
-Checked quantities: the law's slopes b, c, its scatter σ, and ``pred``: the law's mean
-log q* at an extrapolation target (2× the largest N, 2× the largest D).
+:func:`coverage_table` gives each coverage a Wilson score 95 % interval and each rank
+histogram a chi-square p-value of uniformity.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -32,21 +39,27 @@ import xarray as xr
 
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.grids import cell_log_bounds, merge_close
-from bayes_scaling.inputs.runtable import QuantityData
+from bayes_scaling.inputs.runtable import QUANTITIES, QuantityData
 from bayes_scaling.math.bowl import bowl
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.math.student_t import NU
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.fit import Fitter
-from bayes_scaling.optimum.spec import SIGMA_FLOOR, Centers
+from bayes_scaling.optimum.spec import Centers, ModelOptions, OptimumSpec
 from bayes_scaling.surface.data import WINDOW, surface_data
 from bayes_scaling.surface.fit import SurfaceFitter
 from bayes_scaling.surface.model import OPTIMA
 
-#: Prior draws examined per simulation before giving up on one whose optima fit the grid.
+#: Surface SBC: prior draws examined per simulation before giving up on one whose optima fit the grid.
 MAX_REDRAWS = 10_000
-#: Prior draws taken from a model at once (one compiled prior-predictive function per kind).
+#: Surface SBC: prior draws taken from a model at once (one compiled prior-predictive function per kind).
 PRIOR_BATCH = 2_000
+#: Level of the binomial (Wilson score) interval of a coverage.
+COVERAGE_LEVEL = 0.95
+#: Rank-uniformity test: the ranks 0…L are grouped into this many runs of consecutive values.
+RANK_BINS = 10
+#: A rank histogram whose chi-square p-value is below this is flagged non-uniform.
+RANK_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,8 @@ class Design:
 
 
 class PriorDraws:
-    """Draws from a kind's prior on a design, kept one at a time while their optima fit the grid."""
+    """Draws from a kind's prior on a design, kept one at a time while their optima fit the grid
+    (the surface SBC's truncated prior; the best-run SBC takes the prior as it comes)."""
 
     def __init__(self, kind: str, design: Design, quantity: str, rng: np.random.Generator) -> None:
         self.spec, self.design, self.quantity, self.rng = specs.get(kind), design, quantity, rng
@@ -120,20 +134,105 @@ class PriorDraws:
         raise RuntimeError(f"no prior draw of {q} in {MAX_REDRAWS} kept its optima on the grid")
 
 
-def draw_law(kind: str, design: Design, quantity: str, rng: np.random.Generator) -> tuple[xr.Dataset, np.ndarray]:
-    """One prior draw of kind ``kind`` whose cell optima all lie inside the grid: (θ̃, log q* per cell)."""
-    return PriorDraws(kind, design, quantity, rng).next()
+def design_of(data: str) -> Design:
+    """The design of a bundled dataset or run table: :meth:`Design.of` its runs, on its declared
+    grids where it declares them (a best-runs-only table such as blog-partII), else on the values swept."""
+    from bayes_scaling.inputs.datasets import load_runs
+
+    loaded = load_runs(data)
+    design = Design.of(loaded.runs)
+    declared = {q: np.log(g.values) for q, g in (("lr", loaded.lr_grid), ("batch_size", loaded.batch_grid))
+                if g is not None}
+    return replace(design, log_grid={**design.log_grid, **declared})
 
 
-def quantize(z: np.ndarray, design: Design, quantity: str, rng: np.random.Generator) -> QuantityData:
-    """The best grid value of each cell: z + σ_sel·δ snapped to the nearest grid point, with its cell."""
+def quantize(y: np.ndarray, design: Design, quantity: str) -> QuantityData:
+    """The best grid value of each cell: the latent best value ``y`` snapped to the nearest grid
+    point (in log space), with that point's cell (open-ended at the grid's first and last point)."""
     grid = design.log_grid[quantity]
-    k = np.abs((z + SIGMA_FLOOR * rng.standard_normal(z.size))[:, None] - grid[None, :]).argmin(axis=1)
+    k = np.abs(y[:, None] - grid[None, :]).argmin(axis=1)
     bounds = np.array([cell_log_bounds(grid, i) for i in k])
     template = design.template(quantity)
     return QuantityData(name=quantity, log_N=template.log_N, log_D=template.log_D, y=grid[k],
                         lo=bounds[:, 0], hi=bounds[:, 1], n_index=template.n_index, n_levels=design.n_levels,
                         cell=template.cell)
+
+
+def simulate_table(spec: OptimumSpec, theta: xr.Dataset, design: Design, quantity: str,
+                   rng: np.random.Generator) -> QuantityData:
+    """The best-runs table a sweep of the design would give if θ̃ (a one-draw posterior) were true:
+    each cell's best value drawn from the kind's observation model (``observation_draws``), snapped
+    to the grid by :func:`quantize`."""
+    y = spec.observation_draws(theta, design.centers(quantity), design.n_levels, np.log(design.N), np.log(design.D),
+                               rng=rng)[0]
+    return quantize(y, design, quantity)
+
+
+def open_fraction(data: QuantityData) -> float:
+    """Share of the cells whose best value is an edge cell of the grid (lo = −∞ or hi = +∞)."""
+    return float(np.mean(np.isinf(data.lo) | np.isinf(data.hi)))
+
+
+def sbc_draws(spec: OptimumSpec, posterior: xr.Dataset, design: Design, quantity: str,
+              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draws (S,) of every checked scalar: each element of each of ``spec.diagnostic_vars`` (free
+    and derived variables, not the raw non-centred ``z_*``; element k of a vector named ``name[k]``),
+    and ``pred``, the law's mean log q* at the design's target (in a per-N kind a new N draws a fresh
+    population slope, as in the posterior predictive)."""
+    out = {}
+    for name in spec.diagnostic_vars(posterior):
+        values = stacked(posterior, name)
+        for index in np.ndindex(values.shape[1:]):
+            label = f"{name}[{','.join(map(str, index))}]" if index else name
+            out[label] = values[(slice(None), *index)]
+    tN, tD = design.target()
+    out["pred"] = spec.predictive(posterior, design.centers(quantity), design.n_levels, np.log([tN]), np.log([tD]),
+                                  rng=rng, noise=False)[:, 0]
+    return out
+
+
+def rank_and_cover(truth: float, draws: np.ndarray, n_ranks: int) -> dict[str, float]:
+    """Rank of ``truth`` among ``n_ranks`` draws thinned evenly in sampling order (thinning lowers
+    their autocorrelation), and whether the central 50 % / 90 % interval of all draws covers it."""
+    thin = draws[np.linspace(0, draws.size - 1, n_ranks).astype(int)]
+    q = np.quantile(draws, [0.05, 0.25, 0.75, 0.95])
+    return {"rank": int(np.sum(thin < truth)), "n_ranks": n_ranks,
+            "cover50": bool(q[1] <= truth <= q[2]), "cover90": bool(q[0] <= truth <= q[3])}
+
+
+def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99,
+                 seed: int = 0, options: ModelOptions = ModelOptions(),
+                 progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """SBC of a best-run kind (any Bayesian spec), both optima; one row per (sim, quantity, checked
+    scalar) with the rank, coverage, whether the fit passed its diagnostics, its divergences, its
+    wall time and the share of open cells in the simulated table.
+
+    The ``n_sims`` prior draws of each optimum are taken in one batch, and one :class:`Fitter`
+    compiles the kind once and swaps the data for every fit. ``progress(k)`` is called after the
+    k-th simulation.
+    """
+    rng = np.random.default_rng(seed)
+    fitter = Fitter(config, options=options)
+    spec = specs.get(kind)
+    priors = {q: spec.prior_draws(design.template(q), design.centers(q), n_sims, int(rng.integers(2**31)), options)
+              for q in QUANTITIES}
+    rows = []
+    for sim in range(n_sims):
+        for q in QUANTITIES:
+            theta = priors[q].isel(draw=[sim])
+            data = simulate_table(spec, theta, design, q, rng)
+            fit = fitter.fit(kind, data, design.centers(q))
+            truths = sbc_draws(spec, theta, design, q, rng)
+            draws = sbc_draws(spec, fit.posterior, design, q, np.random.default_rng(0))
+            fit_info = {"fit_ok": fit.diagnostics.ok, "divergences": fit.diagnostics.divergences,
+                        "fit_s": fit.wall_s, "open_cells": open_fraction(data)}
+            for name, values in draws.items():
+                truth = float(truths[name][0])
+                rows.append({"model": kind, "sim": sim, "quantity": q, "param": name, "truth": truth,
+                             **rank_and_cover(truth, values, n_ranks), **fit_info})
+        if progress is not None:
+            progress(sim + 1)
+    return pd.DataFrame(rows)
 
 
 def checked(spec, posterior: xr.Dataset, design: Design, quantity: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -143,34 +242,6 @@ def checked(spec, posterior: xr.Dataset, design: Design, quantity: str, rng: np.
     pred = spec.predictive(posterior, design.centers(quantity), design.n_levels, np.log([tN]), np.log([tD]),
                            rng=rng, noise=False)[:, 0]
     return {"b": stacked(posterior, "b"), "c": stacked(posterior, "c"), "sigma": stacked(posterior, "sigma"), "pred": pred}
-
-
-def rank_and_cover(truth: float, draws: np.ndarray, n_ranks: int) -> dict[str, float]:
-    """Rank of ``truth`` among ``n_ranks`` evenly thinned draws, and 50 % / 90 % central coverage."""
-    thin = np.sort(draws)[np.linspace(0, draws.size - 1, n_ranks).astype(int)]
-    q = np.quantile(draws, [0.05, 0.25, 0.75, 0.95])
-    return {"rank": int(np.sum(thin < truth)), "n_ranks": n_ranks,
-            "cover50": bool(q[1] <= truth <= q[2]), "cover90": bool(q[0] <= truth <= q[3])}
-
-
-def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99,
-                 seed: int = 0) -> pd.DataFrame:
-    """SBC of a best-run kind (any Bayesian spec), both optima; one row per (sim, quantity, param)."""
-    rng = np.random.default_rng(seed)
-    fitter = Fitter(config)
-    spec = specs.get(kind)
-    priors = {q: PriorDraws(kind, design, q, rng) for q in OPTIMA}
-    rows = []
-    for sim in range(n_sims):
-        for q in OPTIMA:
-            theta, z = priors[q].next()
-            data = quantize(z, design, q, rng)
-            fit = fitter.fit(kind, data, design.centers(q))
-            draws = checked(spec, fit.posterior, design, q, np.random.default_rng(0))
-            for name, truth in checked(spec, theta, design, q, rng).items():
-                rows.append({"model": kind, "sim": sim, "quantity": q, "param": name, "truth": float(truth[0]),
-                             **rank_and_cover(float(truth[0]), draws[name], n_ranks), "fit_ok": fit.diagnostics.ok})
-    return pd.DataFrame(rows)
 
 
 def simulate_sweep(design: Design, rng: np.random.Generator, *, diverge_above: float = 1.0,
@@ -235,8 +306,57 @@ def sbc_surface(design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: 
     return pd.DataFrame(rows)
 
 
+def binomial_interval(k: np.ndarray, n: np.ndarray, level: float = COVERAGE_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion k/n: (p̂ + z²/2n ± z·√(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n),
+    p̂ = k/n, z the standard-normal quantile of (1 + level)/2."""
+    from scipy.stats import norm
+
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    z = norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return centre - half, centre + half
+
+
+def rank_uniformity(ranks: np.ndarray, n_ranks: int, bins: int = RANK_BINS) -> float:
+    """p-value of Pearson's chi-square test that ``ranks`` are uniform on {0, …, n_ranks}: rank r falls
+    in bin ⌊r·bins/(n_ranks + 1)⌋, whose expected share is its number of rank values over n_ranks + 1;
+    NaN when a bin expects fewer than 5 ranks (too few for the chi-square approximation)."""
+    from scipy.stats import chisquare
+
+    values = np.arange(n_ranks + 1) * bins // (n_ranks + 1)
+    share = np.bincount(values, minlength=bins) / (n_ranks + 1)
+    counts = np.bincount(np.asarray(ranks, dtype=int) * bins // (n_ranks + 1), minlength=bins)
+    expected = share * counts.sum()
+    return float(chisquare(counts, expected).pvalue) if expected.min() >= 5 else float("nan")
+
+
 def coverage_table(sbc: pd.DataFrame) -> pd.DataFrame:
-    """Coverage of the 50 % and 90 % intervals per model and checked scalar (pooled over optima)."""
-    g = sbc.groupby(["model", "param"])
-    return pd.DataFrame({"n": g.size(), "cover50": g["cover50"].mean(), "cover90": g["cover90"].mean(),
-                         "rank_mean": g["rank"].mean() / g["n_ranks"].first(), "fits_ok": g["fit_ok"].mean()}).reset_index()
+    """Per design (when the rows name one), model and checked scalar, pooled over the two optima:
+    n, the 50 % and 90 % coverage with their Wilson 95 % intervals (``_lo``, ``_hi``), the rank
+    uniformity p-value ``rank_p``, the mean normalised rank, the share of fits that passed their
+    diagnostics and the mean share of open cells; ``fails`` names what fails — ``50%`` / ``90%``
+    when the nominal level lies outside the interval, ``ranks`` when rank_p < RANK_ALPHA."""
+    keys = [k for k in ("design", "model", "param") if k in sbc]
+    rows = []
+    for key, g in sbc.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        row["n"] = n = len(g)
+        fails = []
+        for level in (50, 90):
+            hits = int(g[f"cover{level}"].sum())
+            lo, hi = binomial_interval(hits, n)
+            row.update({f"cover{level}": hits / n, f"cover{level}_lo": float(lo), f"cover{level}_hi": float(hi)})
+            if not lo <= level / 100 <= hi:
+                fails.append(f"{level}%")
+        row["rank_p"] = rank_uniformity(g["rank"].to_numpy(), int(g["n_ranks"].iloc[0]))
+        if row["rank_p"] < RANK_ALPHA:
+            fails.append("ranks")
+        row["rank_mean"] = float((g["rank"] / g["n_ranks"]).mean())
+        row["fits_ok"] = float(g["fit_ok"].mean())
+        if "open_cells" in g:
+            row["open_cells"] = float(g["open_cells"].mean())
+        row["fails"] = ",".join(fails)
+        rows.append(row)
+    return pd.DataFrame(rows)

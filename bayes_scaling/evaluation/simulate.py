@@ -1,8 +1,10 @@
 """Simulated sweeps with a known law, quantized exactly like a real grid search.
 
-    log q*_i = A + b·log N_i + c·log D_i + (c_n(i) − c)·x_D,i + σ·ε_i,   c_n = c + τ_c·ζ_n
+    log q*_i = A + b·log N_i + c·log D_i + (c_n(i) − c)·x_D,i + d·x_N,i·x_D,i + e·x_N,i² + f·x_D,i² + σ·ε_i,
+    c_n = c + τ_c·ζ_n
 
-(x_D = log D − mean log D: a size's own slope pivots about the table's centre.)
+(x_N, x_D = log N, log D minus their means over the cells: a size's own slope, the interaction
+and the curvatures pivot about the table's centre, as in the models.)
 
 Each cell reports the grid point nearest (in log space) to its latent optimum, so the
 data carry the same quantization and open edge cells as a real best-runs table.
@@ -29,6 +31,9 @@ class TrueLaw:
     c: float
     sigma: float
     tau_c: float = 0.0
+    d: float = 0.0       # N×D interaction: the slope on log D moves by d per unit of log N
+    e: float = 0.0       # curvature in log N
+    f: float = 0.0       # curvature in log D
 
 
 def simulate_best_runs(
@@ -57,9 +62,10 @@ def simulate_best_runs(
     truth = {"N": N, "D": D}
     for law, col, grid in ((lr_law, "lr", lr_grid), (batch_law, "B", batch_grid)):
         slopes = law.c + law.tau_c * rng.standard_normal(sizes.size)
+        x_N = np.log(N) - np.log(N).mean()
         x_D = np.log(D) - np.log(D).mean()  # per-N slopes pivot about the table's centre, as in the model
         z = (law.intercept + law.b * np.log(N) + law.c * np.log(D) + (slopes[group] - law.c) * x_D
-             + law.sigma * rng.standard_normal(N.size))
+             + law.d * x_N * x_D + law.e * x_N**2 + law.f * x_D**2 + law.sigma * rng.standard_normal(N.size))
         log_grid = np.log(grid.values)
         k = np.abs(z[:, None] - log_grid[None, :]).argmin(axis=1)
         bounds = np.array([grid.log_bounds(grid.values[j]) for j in k])

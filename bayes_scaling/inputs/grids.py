@@ -22,6 +22,13 @@ from bayes_scaling.errors import InputError
 #: written 0.000345 in one row and 0.0003453 in the next of the StepLaw table).
 GRID_RTOL = 0.01
 
+#: Selection jitter σ_sel (log units) of a best grid value when the table cannot tell it: 0.05, i.e.
+#: 5 % in q, a fourteenth of a power-of-2 grid step (it also keeps the censored likelihood smooth).
+SELECTION_JITTER = 0.05
+
+#: Two model sizes closer than this in log N are one size (a target at a fitted N uses its slope).
+SAME_SIZE_LOG_TOL = 1e-6
+
 #: A parsed BASE^LO:BASE^HI:STEP grid larger than this is a typo (e.g. step 1e-9), not a sweep.
 MAX_GRID_POINTS = 10_000
 

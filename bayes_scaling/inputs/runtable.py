@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.inputs.grids import Grid, cell_log_bounds, merge_close
+from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER, Grid, cell_log_bounds, merge_close
 from bayes_scaling.io import require_file
 
 REQUIRED = ("run_id", "N", "D", "B", "lr", "loss")
@@ -327,6 +327,8 @@ class BestRuns:
     source: str
     #: cells left out because every run in them diverged: one dict (N, D, runs) each
     dropped: tuple[dict, ...] = ()
+    #: selection jitter σ_sel per optimum, estimated from full sweeps (``inputs.selection``); None: the default
+    sigma_sel: dict[str, float] | None = None
 
     def dropped_text(self) -> list[str]:
         """One line per dropped cell, and one per model size that lost every cell."""
@@ -356,6 +358,7 @@ class BestRuns:
             n_index=np.searchsorted(levels, f["N"].to_numpy()),
             n_levels=levels,
             cell=[f"N={n:.3g},D={d:.3g}" for n, d in zip(f["N"], f["D"])],
+            sigma_sel=(self.sigma_sel or {}).get(name, SELECTION_JITTER),
         )
 
 
@@ -372,6 +375,8 @@ class QuantityData:
     n_index: np.ndarray
     n_levels: np.ndarray
     cell: list[str]
+    #: selection jitter of the best values (log units): SELECTION_JITTER, or estimated from full sweeps
+    sigma_sel: float = SELECTION_JITTER
 
     def subset(self, keep: np.ndarray) -> QuantityData:
         """The observations selected by a boolean mask (N levels are kept whole)."""
@@ -386,6 +391,28 @@ class QuantityData:
             n_index=self.n_index[keep],
             n_levels=self.n_levels,
             cell=[c for c, k in zip(self.cell, keep) if k],
+            sigma_sel=self.sigma_sel,
+        )
+
+
+    def with_cells(self, log_N, log_D, y, lo, hi, cell: list[str]) -> QuantityData:
+        """These observations plus new cells (a new size becomes a new N level; levels stay sorted)."""
+        log_N = np.concatenate([self.log_N, np.atleast_1d(np.asarray(log_N, dtype=float))])
+        log_levels = np.log(np.asarray(self.n_levels, dtype=float))
+        fresh = [v for v in log_N if np.abs(log_levels - v).min(initial=np.inf) > SAME_SIZE_LOG_TOL]
+        levels = np.exp(np.unique(np.concatenate([log_levels, np.unique(np.round(fresh, 9))])))
+        log_levels = np.log(levels)
+        return QuantityData(
+            name=self.name,
+            log_N=log_N,
+            log_D=np.concatenate([self.log_D, np.atleast_1d(log_D)]),
+            y=np.concatenate([self.y, np.atleast_1d(y)]),
+            lo=np.concatenate([self.lo, np.atleast_1d(lo)]),
+            hi=np.concatenate([self.hi, np.atleast_1d(hi)]),
+            n_index=np.abs(log_N[:, None] - log_levels[None, :]).argmin(axis=1),
+            n_levels=levels,
+            cell=list(self.cell) + list(cell),
+            sigma_sel=self.sigma_sel,
         )
 
 
@@ -442,7 +469,10 @@ def best_runs(
         raise InputError(f"{source}: no cell has a run with status 'ok'")
     if frame["N"].nunique() < 2:
         raise InputError(f"{source}: column 'N': runs with status 'ok' cover only one model size")
-    return BestRuns(frame=frame.reset_index(drop=True), source=source, dropped=tuple(dropped))
+    from bayes_scaling.inputs.selection import selection_jitter
+
+    frame = frame.reset_index(drop=True)
+    return BestRuns(frame=frame, source=source, dropped=tuple(dropped), sigma_sel=selection_jitter(runs, frame))
 
 
 def _swept_bounds(cell: pd.DataFrame, col: str, other: str, best: pd.Series) -> tuple[float, float]:

@@ -178,14 +178,15 @@ class LawFit:
         return cls(law, tree, diagnose(tree, var_names=free), 0.0)
 
 
-def fit_law(law: Law, config: SamplerConfig) -> LawFit:
-    """Sample ``law``'s model and diagnose every free parameter."""
+def fit_law(law: Law, config: SamplerConfig, *, log_likelihood: bool = True) -> LawFit:
+    """Sample ``law``'s model and diagnose every free parameter (``log_likelihood=False`` skips the
+    pointwise log-likelihood group, a compile the planner does not need)."""
     from bayes_scaling.inference.diagnostics import diagnose
     from bayes_scaling.inference.sampling import sample
 
     t0 = time.perf_counter()
     model = law.model()
-    idata = sample(model, config)
+    idata = sample(model, config, log_likelihood=log_likelihood)
     free = [rv.name for rv in model.free_RVs]
     return LawFit(law, idata, diagnose(idata, var_names=free), time.perf_counter() - t0)
 

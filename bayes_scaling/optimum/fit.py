@@ -111,7 +111,7 @@ class OptimumFit:
         tree = self.idata.copy()
         tree.attrs["bayes_scaling"] = json.dumps({
             "model": self.model, "spec": self.spec.name, "quantity": self.quantity,
-            "centers": [self.centers.log_N, self.centers.log_D, self.centers.y],
+            "centers": [self.centers.log_N, self.centers.log_D, self.centers.y, self.centers.sigma_sel],
             "n_levels": [float(n) for n in self.n_levels],
             "diagnostics": self.diagnostics.as_dict() if self.diagnostics else None,
             "meta": self.meta,

@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
+from bayes_scaling.optimum.priors import Gamma, Normal, Prior
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -48,42 +50,53 @@ if TYPE_CHECKING:
     from bayes_scaling.inference.diagnostics import Diagnostics
     from bayes_scaling.optimum.fit import Fitter
 
-#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back).
-CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc")
+#: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back; the
+#: table constants ȳ and σ_sel ride along as constant rows, so one compiled model serves every table).
+CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc", "sigma_sel")
 #: Population-scale prior of per-N deviations: LogNormal(log TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA).
 TAU_PRIOR_MEDIAN = 0.1
 TAU_PRIOR_SIGMA = 0.75
 #: Scatter prior σ ~ Gamma(2, 2/SIGMA_PRIOR_MEAN): zero density at σ = 0 (boundary-avoiding).
 SIGMA_PRIOR_MEAN = 0.2
-#: Selection jitter σ_sel (log units) of the best grid value. Without it, as σ → 0 the
-#: censored likelihood becomes a step function of μ and NUTS diverges at the cliffs;
-#: 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
-SIGMA_FLOOR = 0.05
+#: Default selection jitter σ_sel (log units) of the best grid value (``inputs.grids``). Without
+#: it, as σ → 0 the censored likelihood becomes a step function of μ and NUTS diverges at the
+#: cliffs; 0.05 (5 % in q) is far below a grid step (log 2 = 0.69) so it barely blurs the cells.
+SIGMA_FLOOR = SELECTION_JITTER
 #: A target N within this log distance of a fitted size is that size (uses its own slope).
-SAME_N_ATOL = 1e-6
-#: Exact leave-out refits estimate one point's elpd: one chain per core, these many draws.
-REFIT_DRAWS = 500
+SAME_N_ATOL = SAME_SIZE_LOG_TOL
+#: Exact leave-out refits estimate one held-out block's elpd: one chain of these many draws
+#: (``benchmarks/bench_refits.py``: within ~0.1 nats of a 4 × 2000-draw refit, ~10× cheaper).
+REFIT_CHAINS = 1
+REFIT_DRAWS = 400
 REFIT_TUNE = 300
 
 
 @dataclass(frozen=True)
 class Centers:
-    """Centring constants of a table: m_N, m_D (log-mean of the cells) and ȳ (log-mean optimum)."""
+    """The constants of a table a law is fitted on: m_N, m_D (log-means of the cells' N and D), ȳ (the
+    log-mean optimum) and σ_sel, the selection jitter of its best runs (``inputs.runtable``)."""
 
     log_N: float
     log_D: float
     y: float
+    sigma_sel: float = SIGMA_FLOOR
 
     @classmethod
     def of(cls, data: QuantityData) -> Centers:
-        return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)))
+        return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)),
+                   float(data.sigma_sel))
 
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Switches of a model kind that change its graph (and so its compiled model)."""
+    """Switches of a model kind that change its graph (and so its compiled model): per-N intercepts,
+    and priors that replace a kind's defaults (``--prior NAME=DIST``), by parameter name."""
 
     per_n_intercepts: bool = False
+    priors: tuple[tuple[str, Prior], ...] = ()
+
+    def prior_for(self, name: str) -> Prior | None:
+        return dict(self.priors).get(name)
 
 
 def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
@@ -96,6 +109,7 @@ def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
         "hi": data.hi,
         "n_index": data.n_index.astype(float),
         "a_loc": np.full(len(data.y), centers.y),
+        "sigma_sel": np.full(len(data.y), centers.sigma_sel),
     }
     return np.vstack([rows[k] for k in CELL_COLUMNS])
 
@@ -148,19 +162,42 @@ class Targets:
         return (n_draws, 1) if self.paired else (n_draws, self.log_N.size)
 
     def levels(self, n_levels: np.ndarray, n_draws: int) -> np.ndarray:
-        """Fitted-size index of each entry of :meth:`shape` (-1: a size not fitted)."""
+        """Fitted-size index of each entry of :meth:`shape`, or −1 − u for the u-th size not fitted.
+
+        Entries at the same new size share u — and so, within a posterior draw, one fresh draw of
+        that size's deviations (a candidate cell and a target at one new N are the same model
+        size). Paired targets are each their own draw's, so every new size there is u = 0."""
         group = match_levels(self.log_N, n_levels)
-        return group[:, None] if self.paired else np.broadcast_to(group[None, :], self.shape(n_draws))
+        new = group < 0
+        if self.paired:
+            return group[:, None]
+        if new.any():
+            _, u = new_sizes(self.log_N[new])
+            group = group.copy()
+            group[new] = -1 - u
+        return np.broadcast_to(group[None, :], self.shape(n_draws))
+
+def new_sizes(log_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct sizes, index of each entry's) — sizes within SAME_N_ATOL in log are one."""
+    order = np.argsort(log_N, kind="stable")
+    step = np.diff(log_N[order]) >= SAME_N_ATOL
+    rank = np.concatenate([[0], np.cumsum(step)])
+    codes = np.empty(log_N.size, dtype=int)
+    codes[order] = rank
+    return log_N[order][np.concatenate([[True], step])], codes
 
 
 def per_level(posterior: xr.Dataset, name: str, scale: str, mean: np.ndarray, group: np.ndarray,
               rng: np.random.Generator) -> np.ndarray:
-    """(S, T) values of a per-level variable: the fitted level's draw, or a fresh population draw
-    mean + scale·ζ for a level not fitted."""
+    """(S, T) values of a per-level variable: the fitted level's draw, or — for a level not fitted
+    (code −1 − u, ``Targets.levels``) — one fresh population draw mean + scale·ζ_u per new size u."""
     values, tau = stacked(posterior, name), stacked(posterior, scale)
-    fresh = mean[:, None] + tau[:, None] * rng.standard_normal(group.shape)
-    known = values[np.arange(values.shape[0])[:, None], np.clip(group, 0, None)]
-    return np.where(group >= 0, known, fresh)
+    n_new = int(-group.min()) if group.size and group.min() < 0 else 0
+    fresh = mean[:, None] + tau[:, None] * rng.standard_normal((values.shape[0], max(n_new, 1)))
+    rows = np.arange(values.shape[0])[:, None]
+    known = values[rows, np.clip(group, 0, None)]
+    drawn = fresh[rows, np.clip(-1 - group, 0, None)]
+    return np.where(group >= 0, known, drawn)
 
 
 class OptimumSpec:
@@ -181,12 +218,12 @@ class OptimumSpec:
     level: ClassVar[str] = "best-runs"
     #: which fitted kind the fan and PPC plots show: the highest
     main_priority: ClassVar[int] = 0
-    #: name of the per-N slope variable (forest plots), None when the kind has one slope
-    per_n_slopes: ClassVar[str | None] = None
     #: the kind with one common slope that pooled-vs-per-N plots set this one against
     pooled_partner: ClassVar[str | None] = None
     #: scalar law parameters of trace plots
     trace_vars: ClassVar[tuple[str, ...]] = ("a", "b", "c", "sigma")
+    #: what the kind's prediction interval is (predictions.csv's ``interval`` column)
+    interval: ClassVar[str] = "posterior predictive of the optimum: law + scatter σ (no grid, no selection jitter)"
 
     # ----------------------------------------------------------------- the PyMC model
 
@@ -208,17 +245,39 @@ class OptimumSpec:
     def coords(data: QuantityData) -> dict[str, list]:
         return {"cell": list(data.cell), "N_level": [float(n) for n in data.n_levels], "cell_column": list(CELL_COLUMNS)}
 
-    @staticmethod
-    def law_priors(data: QuantityData, centers: Centers):
-        """Register the ``cells`` table and the shared priors of a, b, c, σ; return them."""
-        import pymc as pm
+    def priors(self) -> dict[str, Prior]:
+        """Default priors of the kind's parameters, by name (``a``'s is about the table's ȳ:
+        a − ȳ ~ Normal(0, 2)); ``z_*`` standard normals of non-centred forms are structure, not priors."""
+        return {"a": Normal(0.0, 2.0), "b": Normal(0.0, 1.0), "c": Normal(0.0, 1.0),
+                "sigma": Gamma(2.0, 2.0 / SIGMA_PRIOR_MEAN)}
 
+    def prior(self, name: str, options: ModelOptions) -> Prior:
+        """The prior of parameter ``name`` in this fit: the user's (``--prior``) or the kind's default."""
+        return options.prior_for(name) or self.priors()[name]
+
+    def rv(self, name: str, options: ModelOptions, d: dict | None = None, **kwargs):
+        """The PyMC variable of parameter ``name`` with its prior (``a`` placed about ȳ from the table ``d``)."""
+        shift = d["a_loc"][0] if name == "a" and d is not None else None
+        return self.prior(name, options).rv(name, shift=shift, **kwargs)
+
+    def law_priors(self, data: QuantityData, centers: Centers, options: ModelOptions = ModelOptions()):
+        """Register the ``cells`` table and the shared parameters a, b, c, σ; return them."""
         d = data_table("cells", cells_table(data, centers), CELL_COLUMNS, "cell", integers=("n_index",))
-        a = pm.Normal("a", mu=d["a_loc"][0], sigma=2.0)
-        b = pm.Normal("b", mu=0.0, sigma=1.0)
-        c = pm.Normal("c", mu=0.0, sigma=1.0)
-        sigma = pm.Gamma("sigma", alpha=2.0, beta=2.0 / SIGMA_PRIOR_MEAN)
-        return d, a, b, c, sigma
+        return (d, self.rv("a", options, d), self.rv("b", options), self.rv("c", options),
+                self.rv("sigma", options))
+
+    def log_prior(self, posterior: xr.Dataset, centers: Centers, options: ModelOptions = ModelOptions()
+                  ) -> dict[str, np.ndarray]:
+        """Pointwise log prior density (S, …) of each parameter with a prior in the posterior — what
+        ``pm.compute_log_prior`` gives, for power-scaling sensitivity (``optimum.sensitivity``)."""
+        out = {}
+        for name in self.priors():
+            if name in posterior:
+                out[name] = self.prior(name, options).logp(stacked(posterior, name), shift=centers.y if name == "a" else 0.0)
+        for name in posterior.data_vars:
+            if name.startswith("z_"):
+                out[name] = Normal(0.0, 1.0).logp(stacked(posterior, name))
+        return out
 
     # ----------------------------------------------------------------- posterior math (NumPy)
 
@@ -251,11 +310,28 @@ class OptimumSpec:
         it: the law plus the observation noise (scatter and selection jitter) — the posterior
         predictive of ``q_obs`` (``pm.sample_posterior_predictive`` draws the same)."""
         mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
-        return mu + self.observation_scale(posterior) * rng.standard_normal(mu.shape)
+        return mu + self.observation_scale(posterior, centers) * self.observation_noise(rng, mu.shape)
 
-    def observation_scale(self, posterior: xr.Dataset) -> np.ndarray:
+    def observation_noise(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Standardised noise of an observed best value about the law (× ``observation_scale``)."""
+        return rng.standard_normal(shape)
+
+    def observation_scale(self, posterior: xr.Dataset, centers: Centers) -> np.ndarray:
         """(S, 1) scale of the observed best value about the law: √(σ² + σ_sel²) (selection jitter)."""
-        return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + SIGMA_FLOOR**2)
+        return np.sqrt(stacked(posterior, "sigma")[:, None] ** 2 + centers.sigma_sel**2)
+
+    def outcome_logp(self, mu: np.ndarray, scale: np.ndarray, y: np.ndarray, lo: np.ndarray,
+                     hi: np.ndarray) -> np.ndarray:
+        """log p(a best value y, in grid cell (lo, hi) | law mean μ, observation scale), broadcasting —
+        the likelihood this kind was fitted with: for a censored kind the cell probability."""
+        from bayes_scaling.math.censored import interval_logp
+
+        return interval_logp(mu, scale, lo, hi)
+
+    def selection_scale(self, centers: Centers) -> float:
+        """The part of ``observation_scale`` that is the selection jitter σ_sel (not shared by two sweeps
+        of one cell; the scatter σ is the cell's own and is)."""
+        return centers.sigma_sel
 
     def cell_logp(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
                   data: QuantityData) -> np.ndarray:
@@ -264,12 +340,16 @@ class OptimumSpec:
 
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        return interval_logp(mu, self.observation_scale(posterior), data.lo[None, :], data.hi[None, :])
+        return interval_logp(mu, self.observation_scale(posterior, centers), data.lo[None, :], data.hi[None, :])
 
     def log_likelihood(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray,
                        data: QuantityData) -> np.ndarray:
         """Pointwise log-likelihood of ``q_obs`` (S, n) — the model's own; for a censored kind the cell probability."""
         return self.cell_logp(posterior, centers, n_levels, data)
+
+    def level_slopes(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray) -> np.ndarray | None:
+        """Draws (S, L) of the slope on log D at each fitted size (forest plots); None: one slope for all."""
+        return None
 
     def coefficient_draws(self, posterior: xr.Dataset, centers: Centers, n_levels: np.ndarray) -> dict[str, np.ndarray]:
         """The law on the raw scale, log q* = intercept + b_N·log N + c_D·log D, plus σ (and extras)."""
@@ -301,11 +381,11 @@ class OptimumSpec:
         return idata, diagnose(idata, var_names=self.diagnostic_vars(post))
 
     def refit_posterior(self, data: QuantityData, centers: Centers, fitter: Fitter) -> xr.Dataset:
-        """Posterior only, of a subset — for exact leave-out refits (fewer draws suffice for one
-        point's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
+        """Posterior only, of a subset — for exact leave-out refits (one chain of REFIT_DRAWS suffices
+        for a held-out block's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
         config = fitter.config
         config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
-                         chains=min(config.chains, config.cores))
+                         chains=REFIT_CHAINS)
         return self.sample(data, centers, fitter, config)["posterior"].to_dataset()
 
     def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config) -> xr.DataTree:

@@ -30,14 +30,22 @@ def exponents_text(exponents: pd.DataFrame) -> str:
 
 
 def compare_text(table: pd.DataFrame) -> str:
-    """LOO ranking per quantity."""
+    """Per quantity: LOO (interpolation) beside leave-one-N-out and the largest-N / largest-D folds
+    (extrapolation), each with its stacking weight and the held-out cells' coverage."""
     lines = []
+    cv = "lono_elpd" in table
     for q, block in table.groupby("quantity", sort=False):
-        lines.append(f"  {q}:")
+        lines.append(f"  {q}:" + ("   LOO (each cell)                    | leave-one-N-out          "
+                                  "| held out: largest N, largest D (elpd; cover)" if cv else ""))
         for r in block.itertuples():
-            note = "" if r.n_high_k == 0 else f"  ({r.method})"
-            lines.append(f"    {r.rank}. {r.model:<13} elpd {r.elpd_loo:7.2f} ± {r.se:4.2f}   "
-                         f"diff {r.elpd_diff:6.2f} ± {r.dse:4.2f}   weight {r.weight:.2f}{note}")
+            row = (f"    {r.rank}. {r.model:<13} elpd {r.elpd_loo:7.2f} ± {r.se:4.2f}  diff {r.elpd_diff:6.2f}  "
+                   f"w {r.weight:.2f}")
+            if cv:
+                row += (f" | {r.lono_elpd:7.2f} ± {r.lono_se:4.2f}  w {r.lono_weight:.2f}"
+                        f" | {r.largest_n_elpd:6.2f}; {r.cover_largest_n:.2f}   {r.largest_d_elpd:6.2f}; {r.cover_largest_d:.2f}")
+            if r.n_high_k:
+                row += f"  ({r.method})"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -54,8 +62,9 @@ def predictions_text(pred: pd.DataFrame) -> str:
             lines.append(head)
             for r in rows.itertuples():
                 width = r.hi / r.lo
+                mark = "  <- recommended" if getattr(r, "recommended", False) else ""
                 lines.append(f"      {r.model:<13} {_fmt(r.median):>10}  {int(round(r.ci_prob * 100))}% "
-                             f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide)")
+                             f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide){mark}")
     return "\n".join(lines)
 
 
@@ -113,3 +122,46 @@ def ranking_text(rank: pd.DataFrame, ci_prob: float) -> str:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         return (f"ranking (by mean loss regret; coverage = measured optimum inside the {ci_prob:.0%} interval):\n"
                 + rank.to_string(index=False))
+
+
+def sensitivity_text(table: pd.DataFrame) -> str:
+    """The quantities whose interval is mostly their prior's, per model and quantity (or that none is)."""
+    flagged = table[table["prior_driven"]]
+    if flagged.empty:
+        return "  no parameter or prediction is prior-driven (see sensitivity.csv)"
+    lines = []
+    for (m, q), rows in flagged.groupby(["model", "quantity"], sort=False):
+        items = [f"{r.variable} ({r.diagnosis if r.diagnosis != 'ok' else 'little learned'}"
+                 + (f", contraction {r.contraction:.2f}" if np.isfinite(r.contraction) else "") + ")"
+                 for r in rows.itertuples()]
+        lines.append(f"  !! {m}/{q}: prior-driven: " + "; ".join(items))
+    return "\n".join(lines) + "\n  (test another prior with --prior NAME=DIST; every value is in sensitivity.csv)"
+
+
+def advice_text(table: pd.DataFrame, path: pd.DataFrame, budget: float, ci_prob: float) -> str:
+    """The advisor's console table: each candidate alone (expected hi/lo ratio of the interval at every
+    law × target, shrinkage, gain per EFLOP), then the chosen set and what it buys."""
+    laws = table[["model", "quantity", "target_N", "target_D"]].drop_duplicates()
+    heads = [f"{r.quantity}@{r.target_N:.2g},{r.target_D:.2g}" + (f" {r.model}" if table["model"].nunique() > 1 else "")
+             for r in laws.itertuples()]
+    lines = [f"expected {ci_prob:.0%} interval (hi/lo ratio) after each candidate sweep alone: now → after",
+             f"  {'candidate':<58}{'runs':>5}{'FLOPs':>10}  " + "".join(f"{h:<24}" for h in heads)
+             + f"{'gain/EFLOP':>11}{'chosen':>8}"]
+    for label, rows in table.groupby("candidate", sort=False):
+        first = rows.iloc[0]
+        cells = "".join(f"{f'×{r.width_before:.3g} → ×{r.width_after:.3g}':<24}" for r in rows.itertuples())
+        chosen = f"#{first.order}" if first.chosen else ""
+        lines.append(f"  {label[:57]:<58}{first.runs:>5}{first.flops:>10.2e}  {cells}"
+                     f"{rows['gain_per_eflop'].mean():>11.3g}{chosen:>8}")
+    final = path[path["step"] == path["step"].max()]
+    checked = final[final["estimate"] == final["estimate"].iloc[-1]]
+    spent = float(checked["flops_spent"].iloc[0])
+    lines.append(f"\nchosen set: {spent:.3g} of {budget:.3g} FLOPs; expected intervals after it "
+                 f"({checked['estimate'].iloc[0]}):")
+    start = path[path["step"] == 0]
+    for r, r0 in zip(checked.itertuples(), start.itertuples()):
+        lines.append(f"  {r.model} {r.quantity} at N={r.target_N:.3g}, D={r.target_D:.3g}: ×{r0.width:.3g} → ×{r.width:.3g} "
+                     f"({r.shrinkage:.0%} narrower in log width)")
+    added = [a for a in path.drop_duplicates("step")["added"] if a]
+    lines += ["  order: " + ("; ".join(added) if added else "none — no candidate narrows the intervals")]
+    return "\n".join(lines)

@@ -152,10 +152,13 @@ class SurfaceFit:
         return cls(data, meta["slopes"], idata, diagnose(idata, var_names=_diagnosed(idata)), meta["method"],
                    law=meta["loss_law"])
 
-    def write_artifacts(self, stage, *, ci_prob: float, plots: bool, predict_runs: pd.DataFrame | None = None) -> None:
-        """The surface's own outputs: ``surface_cells.csv`` (each cell's optimum beside its best run),
-        ``plots/surface_bowls.png`` and, given ``predict_runs`` (``inputs.runtable.read_planned_runs``),
-        ``run_predictions.csv`` (its columns N, D, B, lr [, run_id], then RUN_PREDICTION_COLUMNS)."""
+    #: the report figures that suit it (``report.figures.surface.FIGURES``)
+    figures = ("surface_bowls",)
+
+    def write_artifacts(self, stage, *, ci_prob: float, predict_runs: pd.DataFrame | None = None) -> None:
+        """The surface's own tables: ``surface_cells.csv`` (each cell's optimum beside its best run)
+        and, given ``predict_runs`` (``inputs.runtable.read_planned_runs``), ``run_predictions.csv``
+        (its columns N, D, B, lr [, run_id], then RUN_PREDICTION_COLUMNS)."""
         from bayes_scaling.io import write_csv
 
         write_csv(stage / "surface_cells.csv", self.cell_optima(ci_prob=ci_prob))
@@ -163,10 +166,6 @@ class SurfaceFit:
             keep = [c for c in ("run_id", "N", "D", "B", "lr") if c in predict_runs.columns]
             pred = self.predict_loss(predict_runs[keep], ci_prob=ci_prob)
             write_csv(stage / "run_predictions.csv", pred[keep + list(RUN_PREDICTION_COLUMNS)])
-        if plots:
-            from bayes_scaling.report.figures.surface import plot_bowls
-
-            plot_bowls(self, stage / "plots" / "surface_bowls.png")
 
     def cell_optima(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Posterior of each cell's latent optimum (natural units) next to its best measured run."""

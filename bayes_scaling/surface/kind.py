@@ -9,6 +9,7 @@ extra artifacts (``write_artifacts``). The best-run kinds live in ``optimum.spec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from bayes_scaling.errors import InputError
@@ -16,8 +17,16 @@ from bayes_scaling.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bayes_scaling.catalog import RunOptions
     from bayes_scaling.inference.config import SamplerConfig
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
+
+    slopes: str = "pooled"
+    approx: str | None = None
+    window: float | None = None
 
 
 class RunLevelKind(Protocol):
@@ -56,8 +65,24 @@ class SurfaceKind:
         return fitter.fit(data, slopes=options.slopes, approx=options.approx)
 
 
+class AkimaKind:
+    """Porian et al. 2024's baseline: Akima-interpolated optima per cell, then OLS (``surface.akima``)."""
+
+    name = "akima"
+    summary = ("baseline: per sweep cell the argmin of an Akima interpolant of loss along log η (at the best B) "
+               "and along log B (at the best η), then OLS through those optima (Porian et al. 2024); full sweeps")
+    default = False
+    bayesian = False
+    level = "runs"
+
+    def fit(self, runs, config, options, *, source="<table>", cache=None):
+        from bayes_scaling.surface.akima import fit_akima
+
+        return fit_akima(runs, config, source=source)
+
+
 #: Every run-level kind, by name.
-RUN_LEVEL_KINDS = {kind.name: kind for kind in (SurfaceKind(),)}
+RUN_LEVEL_KINDS = {kind.name: kind for kind in (SurfaceKind(), AkimaKind())}
 
 
 def check_approx(approx: str | None) -> None:

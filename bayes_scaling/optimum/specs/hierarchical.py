@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from bayes_scaling.math.draws import stacked
-from bayes_scaling.optimum.spec import TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, OptimumSpec, ModelOptions, per_level, register
+from bayes_scaling.optimum.priors import LogNormal
+from bayes_scaling.optimum.spec import TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, ModelOptions, OptimumSpec, per_level, register
 from bayes_scaling.optimum.specs.quantized import censored_observation
 
 
@@ -26,7 +27,6 @@ class Hierarchical(OptimumSpec):
     style = {"color": "tab:red"}
     default = True
     main_priority = 30
-    per_n_slopes = "c_n"
     pooled_partner = "quantized"
     trace_vars = ("a", "b", "c", "sigma", "tau_c", "tau_a")
 
@@ -34,18 +34,22 @@ class Hierarchical(OptimumSpec):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
-            d, a, b, c, sigma = self.law_priors(data, centers)
-            tau_c = pm.LogNormal("tau_c", mu=np.log(TAU_PRIOR_MEDIAN), sigma=TAU_PRIOR_SIGMA)
+            d, a, b, c, sigma = self.law_priors(data, centers, options)
+            tau_c = self.rv("tau_c", options)
             z_c = pm.Normal("z_c", 0.0, 1.0, dims="N_level")
             c_n = pm.Deterministic("c_n", c + tau_c * z_c, dims="N_level")
             mu = a + b * d["x_N"] + c_n[d["n_index"]] * d["x_D"]
             if options.per_n_intercepts:
-                tau_a = pm.LogNormal("tau_a", mu=np.log(TAU_PRIOR_MEDIAN), sigma=TAU_PRIOR_SIGMA)
+                tau_a = self.rv("tau_a", options)
                 z_a = pm.Normal("z_a", 0.0, 1.0, dims="N_level")
                 a_n = pm.Deterministic("a_n", tau_a * z_a, dims="N_level")
                 mu = mu + a_n[d["n_index"]]
             censored_observation(mu, sigma, d)
         return model
+
+    def priors(self):
+        tau = LogNormal(np.log(TAU_PRIOR_MEDIAN), TAU_PRIOR_SIGMA)
+        return {**super().priors(), "tau_c": tau, "tau_a": tau}
 
     def mean(self, posterior, centers, n_levels, targets, rng):
         """A fitted size uses its own slope c_n (and offset a_n); a new size a fresh population draw."""
@@ -56,6 +60,9 @@ class Hierarchical(OptimumSpec):
         if "a_n" in posterior:
             mu = mu + per_level(posterior, "a_n", "tau_a", np.zeros_like(a), group, rng)
         return mu
+
+    def level_slopes(self, posterior, centers, n_levels):
+        return stacked(posterior, "c_n")
 
     def coefficient_draws(self, posterior, centers, n_levels):
         draws = super().coefficient_draws(posterior, centers, n_levels)

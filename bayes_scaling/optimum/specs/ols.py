@@ -2,10 +2,13 @@
 
     log q_i = β0 + β1·log N_i + β2·log D_i + e_i          (least squares on the best grid values)
 
-The interval of a prediction is the percentile interval of the fitted line over ``n_boot``
-resamples of the cells (rows) with replacement — the blog's recipe. Its draws are kept like
-a posterior (one chain, ``n_boot`` draws of a, b, c on the centred scale), so the baseline
-predicts, reports and saves through the same code as every Bayesian kind.
+A prediction is the fitted line of one of ``n_boot`` resamples of the cells (rows) with
+replacement — the blog's recipe for the line's uncertainty — plus a residual e drawn from the
+full fit's residuals inflated by √(n/(n − 3)) (the residual bootstrap): a *prediction* interval of
+a cell's optimum, comparable to the Bayesian kinds' (law + scatter), where the blog's interval is
+the line's alone. Its draws are kept like a posterior (one chain, ``n_boot`` draws of a, b, c on
+the centred scale; the residuals in its attributes), so the baseline predicts, reports and saves
+through the same code as every Bayesian kind.
 """
 
 from __future__ import annotations
@@ -77,18 +80,28 @@ class OLS(OptimumSpec):
     default = True
     bayesian = False
     trace_vars = ()
+    interval = ("prediction interval: the least-squares line of a resampled set of cells (row bootstrap) "
+                "+ a resampled residual ×√(n/(n−3))")
+
+    def priors(self):
+        """Least squares has no priors."""
+        return {}
 
     def scatter(self, posterior, rng, shape):
-        """The bootstrap interval is that of the fitted line: no scatter term."""
-        return np.zeros(shape)
+        """A residual of the full fit, resampled, inflated by √(n/(n − 3)) (zero for n ≤ 3 cells)."""
+        residuals = np.asarray(posterior.attrs.get("residuals", [0.0]), dtype=float)
+        return rng.choice(residuals, size=shape)
 
     def fit(self, data: QuantityData, centers: Centers, fitter: Fitter):
         import xarray as xr
 
         ols = fit_ols(data, n_boot=fitter.n_boot, seed=fitter.config.seed)
         draws = _centred(ols.boot_coef, centers)
+        n = len(data.y)
+        resid = (data.y - ols.predict_log(data.log_N, data.log_D)[0]) * (np.sqrt(n / (n - 3)) if n > 3 else 0.0)
         post = xr.Dataset({k: (("chain", "draw"), v[None, :]) for k, v in draws.items()},
-                          coords={"chain": [0], "draw": np.arange(len(ols.boot_coef))})
+                          coords={"chain": [0], "draw": np.arange(len(ols.boot_coef))},
+                          attrs={"residuals": resid.tolist()})
         tree = xr.DataTree.from_dict({"posterior": post})
         tree.attrs["ols_point"] = json.dumps([float(v[0]) for v in _centred(ols.coef, centers).values()])
         return tree, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayes_scaling.math.draws import stacked
-from bayes_scaling.optimum.spec import OptimumSpec, register
+from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
 @register
@@ -24,22 +24,29 @@ class Pooled(OptimumSpec):
     default = True
     main_priority = 10
 
-    def build(self, data, centers, options=None):
+    def build(self, data, centers, options=ModelOptions()):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
-            d, a, b, c, sigma = self.law_priors(data, centers)
+            d, a, b, c, sigma = self.law_priors(data, centers, options)
             mu = a + b * d["x_N"] + c * d["x_D"]
             pm.Normal("q_obs", mu=mu, sigma=sigma, observed=d["y_obs"], dims="cell")
         return model
 
-    def observation_scale(self, posterior):
+    def observation_scale(self, posterior, centers):
         return stacked(posterior, "sigma")[:, None]
 
-    def log_likelihood(self, posterior, centers, n_levels, data):
-        """The density log Normal(y_i | μ_i, σ) (what NUTS fitted, and PSIS reweights)."""
+    def selection_scale(self, centers):
+        return 0.0
+
+    def outcome_logp(self, mu, scale, y, lo, hi):
+        """The density log Normal(y | μ, σ) of the grid value itself."""
         from scipy.stats import norm
 
+        return norm.logpdf(y, mu, scale)
+
+    def log_likelihood(self, posterior, centers, n_levels, data):
+        """The density of each grid value (what NUTS fitted, and PSIS reweights)."""
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        return norm.logpdf(data.y[None, :], mu, self.observation_scale(posterior))
+        return self.outcome_logp(mu, self.observation_scale(posterior, centers), data.y[None, :], None, None)

@@ -4,12 +4,13 @@
     p_i = Φ((hi_i − μ_i)/s) − Φ((lo_i − μ_i)/s),   s = √(σ² + σ_sel²)
 
 (lo, hi) is half a grid step either side in log space, open at the grid's edges; δ_i ~
-Normal(0, σ_sel) is the jitter of picking the best run on a noisy loss (σ_sel = SIGMA_FLOOR).
+Normal(0, σ_sel) is the jitter of picking the best run on a noisy loss (a table constant: see
+``inputs.runtable.SELECTION_JITTER``).
 """
 
 from __future__ import annotations
 
-from bayes_scaling.optimum.spec import SIGMA_FLOOR, OptimumSpec, register
+from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
 def censored_observation(mu, sigma, d) -> None:
@@ -18,7 +19,7 @@ def censored_observation(mu, sigma, d) -> None:
 
     from bayes_scaling.optimum.likelihood import interval_logp_pt
 
-    sigma_obs = pm.math.sqrt(sigma**2 + SIGMA_FLOOR**2)
+    sigma_obs = pm.math.sqrt(sigma**2 + d["sigma_sel"][0] ** 2)
     pm.CustomDist("q_obs", mu, sigma_obs, d["lo"], d["hi"], logp=interval_logp_pt, random=_latent_draw,
                   observed=d["y_obs"], dims="cell")
 
@@ -38,10 +39,10 @@ class Quantized(OptimumSpec):
     default = True
     main_priority = 20
 
-    def build(self, data, centers, options=None):
+    def build(self, data, centers, options=ModelOptions()):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
-            d, a, b, c, sigma = self.law_priors(data, centers)
+            d, a, b, c, sigma = self.law_priors(data, centers, options)
             censored_observation(a + b * d["x_N"] + c * d["x_D"], sigma, d)
         return model

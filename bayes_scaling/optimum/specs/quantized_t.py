@@ -16,7 +16,7 @@ import numpy as np
 
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.math.student_t import t4_interval_logp
-from bayes_scaling.optimum.spec import SIGMA_FLOOR, OptimumSpec, register
+from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
 @register
@@ -27,14 +27,14 @@ class QuantizedT(OptimumSpec):
     style = {"color": "tab:purple"}
     main_priority = 25
 
-    def build(self, data, centers, options=None):
+    def build(self, data, centers, options=ModelOptions()):
         import pymc as pm
 
         from bayes_scaling.optimum.likelihood import t4_interval_logp_pt
 
         with pm.Model(coords=self.coords(data)) as model:
-            d, a, b, c, sigma = self.law_priors(data, centers)
-            scale = pm.math.sqrt(sigma**2 + SIGMA_FLOOR**2)
+            d, a, b, c, sigma = self.law_priors(data, centers, options)
+            scale = pm.math.sqrt(sigma**2 + d["sigma_sel"][0] ** 2)
             pm.CustomDist("q_obs", a + b * d["x_N"] + c * d["x_D"], scale, d["lo"], d["hi"],
                           logp=t4_interval_logp_pt, random=_latent_draw, observed=d["y_obs"], dims="cell")
         return model
@@ -43,16 +43,17 @@ class QuantizedT(OptimumSpec):
         """σ·T, T ~ StudentT₄: the optimum's own scatter about the law (no selection jitter)."""
         return stacked(posterior, "sigma")[:, None] * rng.standard_t(4.0, size=shape)
 
-    def observation_draws(self, posterior, centers, n_levels, log_N, log_D, *, rng):
-        mu = self.predictive(posterior, centers, n_levels, log_N, log_D, rng=rng, noise=False)
-        return mu + self.observation_scale(posterior) * rng.standard_t(4.0, size=mu.shape)
+    def observation_noise(self, rng, shape):
+        return rng.standard_t(4.0, size=shape)
+
+    def outcome_logp(self, mu, scale, y, lo, hi):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return t4_interval_logp((lo - mu) / scale, (hi - mu) / scale)
 
     def cell_logp(self, posterior, centers, n_levels, data):
         mu = self.predictive(posterior, centers, n_levels, data.log_N, data.log_D, rng=np.random.default_rng(0),
                              noise=False)
-        s = self.observation_scale(posterior)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return t4_interval_logp((data.lo[None, :] - mu) / s, (data.hi[None, :] - mu) / s)
+        return self.outcome_logp(mu, self.observation_scale(posterior, centers), None, data.lo[None, :], data.hi[None, :])
 
 
 def _latent_draw(mu, scale, lo, hi, rng=None, size=None):

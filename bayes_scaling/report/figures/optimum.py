@@ -3,7 +3,7 @@
 Each function takes fitted :class:`~bayes_scaling.optimum.fit.OptimumFit` objects, draws with
 matplotlib, saves one PNG through ``save.save_figure`` and returns its path. What a kind looks
 like and which figures it gets come from its spec (``style``, ``main_priority``,
-``per_n_slopes``, ``pooled_partner``, ``trace_vars``), never from a list of names here.
+``level_slopes``, ``pooled_partner``, ``trace_vars``), never from a list of names here.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _interval_rows(ax, rows: list[tuple[str, np.ndarray]], ci_prob: float, color
 
 def plot_slopes_forest(fit: OptimumFit, path: str | Path, *, ci_prob: float = 0.9) -> Path:
     """Forest of the per-N slopes on log D, each row labelled with its model size, the population mean last."""
-    per_n = stacked(fit.posterior, fit.spec.per_n_slopes)
+    per_n = fit.spec.level_slopes(fit.posterior, fit.centers, fit.n_levels)
     rows = [(f"N = {engineering(n)}", per_n[:, k]) for k, n in enumerate(fit.n_levels)]
     rows.append(("population mean c", stacked(fit.posterior, "c")))
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
@@ -199,7 +199,7 @@ def plot_pooled_vs_per_n(per_n: OptimumFit, pooled: OptimumFit, path: str | Path
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     lo, hi = np.quantile(stacked(pooled.posterior, "c"), [tail, 1 - tail])
     ax1.axvspan(lo, hi, color=_style(pooled).get("color"), alpha=0.2, label=f"pooled slope c ({ci_prob:.0%})")
-    slopes = stacked(per_n.posterior, per_n.spec.per_n_slopes)
+    slopes = per_n.spec.level_slopes(per_n.posterior, per_n.centers, per_n.n_levels)
     rows = [(f"N = {engineering(n)}", slopes[:, k]) for k, n in enumerate(per_n.n_levels)]
     rows.append(("population c", stacked(per_n.posterior, "c")))
     _interval_rows(ax1, rows, ci_prob, _style(per_n).get("color", "tab:red"))
@@ -220,24 +220,27 @@ def plot_pooled_vs_per_n(per_n: OptimumFit, pooled: OptimumFit, path: str | Path
 
 
 def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
-              targets: list[tuple[float, float]], *, ci_prob: float = 0.9) -> list[Path]:
+              targets: list[tuple[float, float]], *, ci_prob: float = 0.9, main: dict[str, str] | None = None
+              ) -> list[Path]:
     """Every figure the fitted kinds support, as plots/<figure>_<quantity>.png: per quantity the fan, the
-    PPC and trace of the main fit (``main_fit``), a trace of any other fit that failed its convergence
-    checks, and for the main per-N kind its slope forest and, when its pooled partner was fitted too,
-    pooled vs per-N."""
+    PPC and trace of the main fit (``main[quantity]`` — the recommended kind — where it is one of the
+    fits, else ``main_fit``), a trace of any other fit that failed its convergence checks, and for
+    the main per-N kind its slope forest and, when its pooled partner was fitted too, pooled vs per-N."""
     out = Path(out_dir)
     paths = []
     for q, fq in fits.items():
         data = best.quantity(q)
-        paths.append(plot_fan(fq, best, q, targets, out / f"fan_{q}.png", ci_prob=ci_prob))
-        main = main_fit(fq)
-        main = main if main is not None and main.bayesian else None
+        chosen = (main or {}).get(q)
+        paths.append(plot_fan(fq, best, q, targets, out / f"fan_{q}.png", model=chosen, ci_prob=ci_prob))
+        main_q = fq[chosen] if chosen in fq else main_fit(fq)
+        main_q = main_q if main_q is not None and main_q.bayesian else None
         for m, fit in fq.items():   # the main fit's trace, and any that failed its checks
-            if fit.bayesian and (fit is main or not fit.diagnostics.ok):
+            if fit.bayesian and (fit is main_q or not fit.diagnostics.ok):
                 paths.append(plot_trace(fit, out / f"trace_{m}_{q}.png"))
-        if main is not None:
-            paths.append(plot_ppc(main, data, out / f"ppc_{main.model}_{q}.png", ci_prob=ci_prob))
-        per_n = [f for f in fq.values() if f.spec.per_n_slopes and f.model == f.spec.name]
+        if main_q is not None:
+            paths.append(plot_ppc(main_q, data, out / f"ppc_{main_q.model}_{q}.png", ci_prob=ci_prob))
+        per_n = [f for f in fq.values() if f.model == f.spec.name
+                 and f.spec.level_slopes(f.posterior, f.centers, f.n_levels) is not None]
         if per_n:
             top = max(per_n, key=lambda f: f.spec.main_priority)
             paths.append(plot_slopes_forest(top, out / f"forest_slopes_{q}.png", ci_prob=ci_prob))

@@ -13,6 +13,11 @@ from bayes_scaling.surface.fit import SurfaceFit
 from bayes_scaling.surface.predict import loss_draws
 
 
+def write_figures(fit, directory: str | Path) -> list[Path]:
+    """The figures a run-level fit lists in its ``figures``, as ``directory/<figure>.png``."""
+    return [FIGURES[name](fit, Path(directory) / f"{name}.png") for name in fit.figures]
+
+
 def plot_bowls(sf: SurfaceFit, path: str | Path) -> Path:
     """Per-cell panels: measured loss vs log₂ η at the 3 batch sizes nearest the fitted B*,
     with the fitted mean loss (posterior median) and the fitted η* (line, 90 % band)."""
@@ -53,3 +58,7 @@ def plot_bowls(sf: SurfaceFit, path: str | Path) -> Path:
     fig.suptitle(f"surface model ({sf.method}, slopes={sf.slopes}): fitted bowls over measured losses", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+#: Figure name (as a run-level fit lists it in ``figures``) → function (fit, path) → path.
+FIGURES = {"surface_bowls": plot_bowls}

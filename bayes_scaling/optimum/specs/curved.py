@@ -1,0 +1,50 @@
+"""``curved`` — quantized, with curvature in log N and in log D.
+
+    z_i = a + b·x_N,i + c·x_D,i + e·x_N,i² + f·x_D,i² + σ·ε_i,     e, f ~ Normal(0, 0.25)
+
+observed through its grid cell as in ``quantized``. Several studies find log η* bending in log N
+(e.g. "On the Nonlinearity of LR Scaling", 2026); here b and c are the slopes at the table's centre,
+and an extrapolation carries the uncertainty of the bend, growing with the square of the distance.
+"""
+
+from __future__ import annotations
+
+from bayes_scaling.math.draws import stacked
+from bayes_scaling.optimum.priors import Normal
+from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
+from bayes_scaling.optimum.specs.quantized import censored_observation
+
+
+@register
+class Curved(OptimumSpec):
+    name = "curved"
+    summary = ("quantized + curvature in log N and log D, e·x_N² + f·x_D²: a law that may bend; "
+               "its extrapolation carries the uncertainty of the bend")
+    formula = "z_i = a + b·x_N + c·x_D + e·x_N² + f·x_D² + σ·ε_i latent; observed through its grid cell"
+    style = {"color": "tab:brown"}
+    main_priority = 21
+    trace_vars = ("a", "b", "c", "e", "f", "sigma")
+
+    def priors(self):
+        return {**super().priors(), "e": Normal(0.0, 0.25), "f": Normal(0.0, 0.25)}
+
+    def build(self, data, centers, options=ModelOptions()):
+        import pymc as pm
+
+        with pm.Model(coords=self.coords(data)) as model:
+            d, a, b, c, sigma = self.law_priors(data, centers, options)
+            e, f = self.rv("e", options), self.rv("f", options)
+            censored_observation(a + b * d["x_N"] + c * d["x_D"] + e * d["x_N"] ** 2 + f * d["x_D"] ** 2, sigma, d)
+        return model
+
+    def mean(self, posterior, centers, n_levels, targets, rng):
+        a, b, c, e, f = (stacked(posterior, k)[:, None] for k in ("a", "b", "c", "e", "f"))
+        return a + b * targets.x_N + c * targets.x_D + e * targets.x_N**2 + f * targets.x_D**2
+
+    def coefficient_draws(self, posterior, centers, n_levels):
+        """b_N, c_D are the slopes at the table's centre (m_N, m_D); e, f the curvatures (per log unit²)."""
+        draws = super().coefficient_draws(posterior, centers, n_levels)
+        e, f = stacked(posterior, "e"), stacked(posterior, "f")
+        a, b, c = (stacked(posterior, k) for k in ("a", "b", "c"))
+        draws["intercept"] = a - b * centers.log_N - c * centers.log_D + e * centers.log_N**2 + f * centers.log_D**2
+        return {**draws, "e_NN": e, "f_DD": f}
