@@ -32,6 +32,12 @@ def kinds() -> dict:
     return {**registry(), **RUN_LEVEL_KINDS}
 
 
+def loss_predicting(names: list[str]) -> list[str]:
+    """The kinds among ``names`` that predict the loss of a run (``predicts_loss``)."""
+    known = kinds()
+    return [n for n in names if known[n].predicts_loss]
+
+
 def default_models() -> list[str]:
     return [name for name, kind in kinds().items() if kind.default]
 

@@ -56,10 +56,13 @@ def test_cli_end_to_end_on_a_simulated_sweep(tmp_path, repo_root):
     assert res.returncode == 0, res.stderr[-2000:]
     table = pd.read_csv(out / "backtest.csv")
     assert COLUMNS <= set(table.columns)
-    assert set(table["model"]) == {"ols", "quantized", "surface", "steplaw-formula"}
-    assert len(table) == 4 * 2 * 2                         # models × held-out cells (N = 4e8) × optima
+    assert set(table["model"]) == {"ols", "quantized", "surface", "surface (smooth optimum)", "steplaw-formula"}
+    assert len(table) == 5 * 2 * 2                         # model rows × held-out cells (N = 4e8) × optima
     assert table["regret"].ge(0).all()
     assert (out / "ranking.csv").exists() and (out / "backtest.png").exists()
+    losses = pd.read_csv(out / "run_losses.csv")
+    assert set(losses["N"]) == {4e8} and {"loss", "loss_median", "loss_lo", "loss_hi", "covered"} <= set(losses)
+    assert {"run_r2", "run_coverage"} <= set(pd.read_csv(out / "ranking.csv"))
     assert_manifest(out, "backtest")
     assert "ranking" in res.stdout
 
@@ -93,13 +96,35 @@ def test_a_fold_never_sees_its_held_out_cells(monkeypatch):
     monkeypatch.setattr(backtest.catalog, "fit_all", spy)
     runs, _ = known_sweep(seed=1)
     logged = []
-    table = backtest.run_backtest(runs, models=["ols", "surface"], splits=("largest-n", "each-n", "largest-d"),
-                                  config=SamplerConfig(draws=100, tune=150, chains=2), log=logged.append)
+    result = backtest.run_backtest(runs, models=["ols", "surface"], splits=("largest-n", "each-n", "largest-d"),
+                                   config=SamplerConfig(draws=100, tune=150, chains=2), log=logged.append)
+    table = result.optima
     held = {fold: set(zip(g["N"], g["D"])) for fold, g in table.groupby(["split", "fold"], sort=False)}
     assert len(held) == 4 and len(seen) == 8               # 4 folds (largest-n, each N) × 2 models
     for (best_cells, run_cells), fold in zip(seen, [f for f in held for _ in range(2)]):
         assert best_cells and not best_cells & held[fold]
         assert run_cells == best_cells
+    # the surface is scored twice per held-out cell — its predicted best grid run against the measured
+    # one, its smooth optimum against the all-cells fit's — and predicts every held-out ok run's loss
+    surf = table[table["model"].str.startswith("surface")]
+    assert set(zip(surf["model"], surf["target"])) == {("surface", backtest.BEST_RUN),
+                                                       ("surface" + backtest.SMOOTH, backtest.SMOOTH_OPTIMUM)}
+    best = surf[surf["target"] == backtest.BEST_RUN]
+    key = ["split", "fold", "N", "D", "quantity"]
+    ols = table[table["model"] == "ols"].set_index(key)["measured"]
+    np.testing.assert_allclose(best.set_index(key)["measured"], ols.loc[best.set_index(key).index])   # the measured best run
+    smooth = surf[surf["target"] == backtest.SMOOTH_OPTIMUM]
+    assert (smooth["measured"].to_numpy() != best["measured"].to_numpy()).all()   # a different truth
+    rl = result.runs
+    assert set(rl["model"]) == {"surface"} and rl["loss_lo"].le(rl["loss_median"]).all()
+    for fold, g in rl.groupby(["split", "fold"]):
+        assert set(zip(g["N"], g["D"])) == held[fold]                     # only held-out runs
+        ok_runs = runs[runs.set_index(["N", "D"]).index.isin(list(held[fold])) & (runs["status"] == "ok")]
+        assert len(g) == len(ok_runs)
+    rank = backtest.ranking(table, rl)
+    row = rank.set_index("model").loc["surface"]
+    assert 0 < row["n_runs_scored"] <= len(rl) and 0 <= row["run_coverage"] <= 1
+    assert np.isnan(rank.set_index("model").loc["ols", "run_coverage"])
     # largest-d leaves one D per size here: c_D is unidentified, so that fold is skipped, and says so
     assert any("largest-d" in line and "cannot identify" in line for line in logged)
 
@@ -131,20 +156,20 @@ def test_folds_run_in_parallel_resume_after_an_interruption_and_go_through_submi
     config = SamplerConfig(draws=100, tune=150, chains=2)
     kw = dict(models=["ols", "quantized"], splits=("each-n",), config=config, log=lambda _: None)
     partial = tmp_path / "folds"
-    full = backtest.run_backtest(runs, **kw, workers=2, partial=partial)
-    assert sorted(p.name for p in partial.glob("fold-*.csv")) == ["fold-000.csv", "fold-001.csv", "fold-002.csv"]
+    full = backtest.run_backtest(runs, **kw, workers=2, partial=partial).optima
+    assert sorted(p.name for p in partial.glob("fold-???.csv")) == ["fold-000.csv", "fold-001.csv", "fold-002.csv"]
     (partial / "fold-001.csv").unlink()                       # as if the run had been killed before this fold
     ran = []
     real = backtest.run_fold
     monkeypatch.setattr(backtest, "run_fold", lambda fold, *a: ran.append(fold.name) or real(fold, *a))
-    resumed = backtest.run_backtest(runs, **kw, partial=partial)
+    resumed = backtest.run_backtest(runs, **kw, partial=partial).optima
     assert ran == [backtest.plan_folds(backtest.best_runs(runs).frame.sort_values(["N", "D"], ignore_index=True),
                                        ("each-n",), "<table>", lambda _: None)[1].name]
     pd.testing.assert_frame_equal(resumed.drop(columns="wall_s"), full.drop(columns="wall_s"), check_dtype=False)
-    changed = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, partial=partial)    # other settings: fresh
+    changed = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, partial=partial).optima  # other settings: fresh
     assert set(changed["model"]) == {"ols", "steplaw-formula"} and len(ran) == 4
     pytest.importorskip("submitit")
     monkeypatch.setattr(backtest, "run_fold", real)
     slurm = backtest.run_backtest(runs, **{**kw, "models": ["ols"]}, executor="slurm", partial=tmp_path / "s",
-                                  slurm={"cluster": "debug"})
+                                  slurm={"cluster": "debug"}).optima
     pd.testing.assert_frame_equal(slurm.drop(columns="wall_s"), changed.drop(columns="wall_s"), check_dtype=False)

@@ -40,7 +40,7 @@ def known_sweep(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted():
     runs, log_opt = known_sweep()
-    sf = fit_surface(runs, SamplerConfig(draws=300, tune=400, chains=2), source="sim")
+    sf = fit_surface(runs, SamplerConfig(draws=300, tune=600, chains=2), source="sim")
     return sf, log_opt
 
 
@@ -134,3 +134,50 @@ def test_the_whole_surface_posterior_reloads(fitted, tmp_path):
     np.testing.assert_allclose(a[["median", "lo", "hi"]].to_numpy(), b[["median", "lo", "hi"]].to_numpy())
     assert plot_bowls(again, tmp_path / "bowls.png").stat().st_size > 10_000
     assert again.diagnostics == sf.diagnostics
+
+
+def test_predicts_the_loss_of_every_run_and_is_wider_at_a_new_cell(fitted):
+    """The measured losses near each bowl's bottom fall inside their 90 % predictive intervals about
+    90 % of the time; a run at a new (N, D) carries the loss law's and the optima's uncertainty too."""
+    sf, _ = fitted
+    runs = sf.data.runs[~sf.data.runs["censored"]]
+    pred = sf.predict_loss(runs[["N", "D", "B", "lr"]], ci_prob=0.9)
+    assert list(pred.columns[-5:]) == ["loss_median", "loss_mean", "loss_lo", "loss_hi", "ci_prob"]
+    inside = (pred["loss_lo"] <= runs["loss"].to_numpy()) & (runs["loss"].to_numpy() <= pred["loss_hi"])
+    assert 0.75 <= inside.mean() <= 1.0
+    assert np.median(np.abs(pred["loss_median"] - runs["loss"].to_numpy())) < 0.01     # σ_loss is 0.004
+    best = runs.loc[runs["loss"].idxmin()]
+    here = sf.predict_loss(pd.DataFrame({"N": [best["N"]], "D": [best["D"]], "B": [best["B"]], "lr": [best["lr"]]}))
+    new = sf.predict_loss(pd.DataFrame({"N": [8e8], "D": [1.6e10], "B": [best["B"]], "lr": [best["lr"]]}))
+    assert (new["loss_hi"] - new["loss_lo"]).iloc[0] > 2 * (here["loss_hi"] - here["loss_lo"]).iloc[0]
+
+
+def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    runs, _ = known_sweep(seed=5)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    planned = pd.DataFrame({"run_id": ["p1", "p2"], "N": [2e8, 8e8], "D": [8e9, 1.6e10], "B": [2.0**18, 2.0**18],
+                            "lr": [2.0**-9, 2.0**-10]})
+
+    def fit(*args):
+        return subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"), *args],
+                              cwd=repo_root, capture_output=True, text=True, timeout=900)
+
+    planned.drop(columns="lr").to_csv(tmp_path / "no_lr.csv", index=False)
+    planned.assign(B=[2.0**18, -1.0]).to_csv(tmp_path / "neg_b.csv", index=False)
+    for path, models, message in [(tmp_path / "no_lr.csv", "surface", "lr"), (tmp_path / "neg_b.csv", "surface", "'B'"),
+                                  (tmp_path / "no_lr.csv", "quantized", "predicts run losses")]:
+        res = fit("--models", models, "--predict-runs", str(path), "--out", str(tmp_path / "bad"))
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    planned.to_csv(tmp_path / "planned.csv", index=False)
+    out = tmp_path / "fit"
+    res = fit("--models", "surface", "--predict-runs", str(tmp_path / "planned.csv"), "--draws", "150",
+              "--tune", "300", "--chains", "2", "--no-plots", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = pd.read_csv(out / "run_predictions.csv")
+    assert table["run_id"].tolist() == ["p1", "p2"]
+    assert ((table["loss_lo"] < table["loss_median"]) & (table["loss_median"] < table["loss_hi"])).all()
+    assert (table["loss_hi"] - table["loss_lo"]).iloc[1] > (table["loss_hi"] - table["loss_lo"]).iloc[0]  # new cell

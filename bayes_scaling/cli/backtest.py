@@ -1,7 +1,8 @@
 """``python -m bayes_scaling.backtest`` — hold cells out, fit every model kind on the rest, score them.
 
 See ``evaluation.backtest`` for the splits and the scores. Writes backtest.csv (one row per
-split, fold, model, held-out cell and optimum), ranking.csv, backtest.png and manifest.json.
+split, fold, model, held-out cell and optimum), run_losses.csv (one row per held-out run, for the
+kinds that predict losses), ranking.csv, backtest.png and manifest.json.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.datasets import DATASETS
 
 SPLITS = ("largest-n", "largest-d", "each-n")
-ARTIFACTS = ("backtest.csv", "ranking.csv", "backtest.png")
+ARTIFACTS = ("backtest.csv", "run_losses.csv", "ranking.csv", "backtest.png")
 DEFAULT_DATA = "steplaw-dense"
 #: Window of the surface model (nats above a cell's best loss kept exact): ``surface.data.WINDOW``.
-DEFAULT_WINDOW = 0.1
+DEFAULT_WINDOW = 0.03
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,14 +90,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     partial = command.out.parent / f".{command.out.name}.folds"     # finished folds, kept until the run succeeds
     if args.restart:
         shutil.rmtree(partial, ignore_errors=True)
-    table = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,
-                         window=args.window, slopes=args.slopes, source=loaded.source, log=progress.note,
-                         workers=args.workers, executor=args.executor, partial=partial,
-                         slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
-                                "cluster": args.cluster, "cpus": config.cores})
+    result = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,
+                          window=args.window, slopes=args.slopes, source=loaded.source, log=progress.note,
+                          workers=args.workers, executor=args.executor, partial=partial,
+                          slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
+                                 "cluster": args.cluster, "cpus": config.cores})
+    table = result.optima
     if table.empty:
         raise InputError("no fold left two model sizes to fit")
-    rank = ranking(table)
+    rank = ranking(table, result.runs)
     failed = sorted({f"{r.model} {r.split}/{r.fold}" for r in table.itertuples() if not r.fit_ok})
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)},
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "seed": config.seed, "sampler": config.as_dict(), "diagnostics": {"failed_fits": failed},
     }) as stage:
         write_csv(stage / "backtest.csv", table)
+        if len(result.runs):
+            write_csv(stage / "run_losses.csv", result.runs)
         write_csv(stage / "ranking.csv", rank)
         if args.plots:
             from bayes_scaling.report.figures.backtest import plot_backtest

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
-from bayes_scaling.errors import ArgumentParser, guarded
+from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.datasets import DATASETS
 from bayes_scaling.laws.base import registry as law_registry
@@ -26,7 +26,7 @@ DEFAULT_DATA = "blog-partII"
 #: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
 #: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
 ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "held_out.csv", "sensitivity.csv",
-             "surface_cells.csv", "posterior", "plots")
+             "surface_cells.csv", "run_predictions.csv", "posterior", "plots")
 PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob", "interval", "recommended"]
 CV_SCHEMES = ("lono", "largest-n", "largest-d")
 
@@ -42,7 +42,9 @@ data (--data): a bundled name ({", ".join(DATASETS)}) or a CSV/Parquet run table
 
 outputs (--out DIR): predictions.csv, exponents.csv, compare.csv (LOO, cross-validation, stacking
   weights, the recommendation), held_out.csv, sensitivity.csv (prior sensitivity), best_runs.csv,
-  posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots).
+  posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots); with --models surface
+  also surface_cells.csv, posterior/surface.nc and, with --predict-runs, run_predictions.csv
+  (N, D, B, lr [, run_id], loss_median, loss_mean, loss_lo, loss_hi, ci_prob).
 
 loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
 
@@ -51,6 +53,7 @@ examples:
   python -m bayes_scaling.fit --data steplaw-dense --target 4e9,1e11 --target 1e10,2e11
   python -m bayes_scaling.fit --data runs.csv --lr-grid 2^-12:2^-6:0.5 --batch-grid 2^16:2^20:1
   python -m bayes_scaling.fit --models quantized,hierarchical --draws 2000 --sampler pymc
+  python -m bayes_scaling.fit --data steplaw-dense --models surface --predict-runs planned.csv
 """
 
 
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extrapolation cross-validation beside LOO: comma-separated subset of "
                         f"{','.join(CV_SCHEMES)} (leave one N out; the largest N; each N's largest D), or none "
                         "(default all; each fold refits every compared kind)")
+    g.add_argument("--predict-runs", metavar="RUNS.csv",
+                   help="CSV/Parquet of runs to predict the final loss of (columns N, D, B in tokens per step, lr "
+                        "[, run_id]); needs a model that predicts losses (surface); writes run_predictions.csv")
     common.ci_prob_option(g)
     common.sampler_options(p, refits=True)
     common.output_options(p, "fit")
@@ -92,9 +98,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     config = SamplerConfig.from_args(args)
     check_approx(args.approx)
     options = common.model_options_of(args, models)
+    if args.predict_runs and not catalog.loss_predicting(models):
+        raise InputError(f"--predict-runs: none of the chosen models ({', '.join(models)}) predicts run losses; "
+                         f"add one of {', '.join(catalog.loss_predicting(list(catalog.kinds())))} to --models")
     data_name = args.data or DEFAULT_DATA
     command = common.CommandRun("fit", argv, args.out, common.data_label(data_name), ARTIFACTS)
 
+    from bayes_scaling.inputs.runtable import read_planned_runs
+
+    planned = read_planned_runs(args.predict_runs) if args.predict_runs else None   # before any fitting
     loaded = common.load_run_table(args, data_name)
 
     from bayes_scaling.inputs.runtable import QUANTITIES, best_runs, check_design
@@ -163,6 +175,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
         "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
                                                        for q, c in comparisons.items()},
+        "predict_runs": {"source": str(args.predict_runs), "runs": len(planned)} if planned is not None else None,
         "diagnostics": diagnostics,
     }) as stage:
         from bayes_scaling.io import write_csv
@@ -182,7 +195,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
         for name, run_fit in fitted.run_level.items():
             run_fit.to_netcdf(stage / "posterior" / f"{name}.nc")
-            run_fit.write_artifacts(stage, ci_prob=ci_prob)
+            extra = {"predict_runs": planned} if kinds[name].predicts_loss else {}
+            run_fit.write_artifacts(stage, ci_prob=ci_prob, **extra)
         if args.plots:
             from bayes_scaling.report.figures import optimum as optimum_figures
             from bayes_scaling.report.figures.surface import write_figures
@@ -215,6 +229,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"\nWARNING: {len(failed)} fit(s) failed convergence checks ({', '.join(failed)}): "
               "treat their intervals with suspicion; try --draws/--tune larger or --target-accept 0.995",
               file=sys.stderr)
+    if planned is not None:
+        print(f"\npredicted the loss of {len(planned)} planned run(s) from "
+              f"{', '.join(catalog.loss_predicting(models))}: run_predictions.csv")
     print(f"\nwrote {command.out}/  ({command.wall_s:.1f} s)")
     return common.strict_exit(failed, args.strict)
 
@@ -234,7 +251,10 @@ def _methods(models: list[str], kinds: dict, config: SamplerConfig, approx: str 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.law and args.predict_runs:
+        parser.error("--predict-runs: a loss law predicts L(N, D) only; predict runs with --models surface")
     if args.law:
         from bayes_scaling.cli.law import run_law
 

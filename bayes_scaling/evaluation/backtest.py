@@ -17,6 +17,16 @@ and each held-out cell and optimum q ∈ {η*, B*}:
     regret    = L̃(η̂, B̂) − min loss,  L̃ = the cell's measured surface, linearly interpolated in
                 (log η, log B) over its ok runs (nearest run outside their hull: ``regret_nearest``)
 
+Each row says what it predicts (``target``). A best-run kind predicts the cell's best run. A kind
+that predicts losses (``surface``) gives two rows per cell and optimum: "best grid run" (model
+``surface``: the best run a sweep of the held-out cell's own configurations would find — the argmin
+of a joint predictive draw of their losses, with selection noise and the grid; scored against the
+measured best run, like every other kind) and "smooth optimum" (model ``surface (smooth optimum)``:
+the argmin of the cell's bowl, whose truth is not measured: it is scored against the cell's smooth
+optimum as the same kind fitted to *every* cell estimates it). It also predicts the loss of every
+held-out run (``run_losses``: median, interval, covered), scored on the runs within
+``RUN_SCORE_WINDOW`` nats of their cell's best loss.
+
 The published StepLaw formula (η* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571) is scored
 as a reference row; on StepLaw's own table it is *in-sample* (it was fitted on every cell).
 """
@@ -43,6 +53,20 @@ from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 
 SPLITS = ("largest-n", "largest-d", "each-n")
 REFERENCE = "steplaw-formula"
+#: Held-out runs whose loss is scored: those within this many nats of their cell's best loss (the
+#: blown-up runs, +4 nats, are outside what any bowl claims to describe).
+RUN_SCORE_WINDOW = 0.1
+#: Suffix of the model label of a loss-predicting kind's smooth-optimum rows.
+SMOOTH = " (smooth optimum)"
+BEST_RUN, SMOOTH_OPTIMUM = "best grid run", "smooth optimum"
+
+
+@dataclass
+class Backtest:
+    """What a backtest scored: the held-out optima (``backtest.csv``) and run losses (``run_losses.csv``)."""
+
+    optima: pd.DataFrame
+    runs: pd.DataFrame
 
 
 def steplaw_formula(N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
@@ -82,8 +106,10 @@ def measured_surface(runs: pd.DataFrame):
 
 
 def score(cells: pd.DataFrame, test: np.ndarray, runs: pd.DataFrame, model: str,
-          preds: dict[str, pd.DataFrame], meta: dict) -> list[dict]:
-    """Rows of backtest.csv for one model on the held-out cells of one fold."""
+          preds: dict[str, pd.DataFrame], meta: dict, *, truth: dict[str, np.ndarray] | None = None,
+          target: str = BEST_RUN) -> list[dict]:
+    """Rows of backtest.csv for one model on the held-out cells of one fold: ``preds`` scored against
+    ``truth`` (per optimum, one value per held-out cell; default the measured best run)."""
     rows = []
     for i, k in enumerate(np.flatnonzero(test)):
         cell = cells.iloc[k]
@@ -92,17 +118,17 @@ def score(cells: pd.DataFrame, test: np.ndarray, runs: pd.DataFrame, model: str,
         loss, nearest = measured_surface(in_cell)(np.log(p_lr["median"]), np.log(p_b["median"]))
         for q, p in preds.items():
             col = QUANTITIES[q]
-            meas = float(cell[col])
+            meas = float(cell[col]) if truth is None else float(truth[q][i])
             lo, hi = float(p.iloc[i]["lo"]), float(p.iloc[i]["hi"])
             has_ci = np.isfinite(lo) and np.isfinite(hi)
             rows.append({
-                **meta, "model": model, "N": cell["N"], "D": cell["D"], "quantity": q,
+                **meta, "model": model, "target": target, "N": cell["N"], "D": cell["D"], "quantity": q,
                 "measured": meas, "median": float(p.iloc[i]["median"]), "lo": lo, "hi": hi,
                 "log_ratio": float(np.log(p.iloc[i]["median"] / meas)),
                 "covered": (lo <= meas <= hi) if has_ci else np.nan,
                 "covered_cell": (np.log(lo) <= cell[f"{col}_hi"] and np.log(hi) >= cell[f"{col}_lo"]) if has_ci else np.nan,
                 "width_log": float(np.log(hi / lo)) if has_ci else np.nan,
-                "regret": loss - float(cell["loss"]), "regret_nearest": nearest,
+                "regret": loss - float(cell["loss"]), "regret_nearest": nearest, "best_loss": float(cell["loss"]),
             })
     return rows
 
@@ -139,8 +165,11 @@ _FITTERS: dict = {}
 
 
 def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[str], config: SamplerConfig,
-             ci_prob: float, window: float, slopes: str, source: str) -> list[dict]:
-    """Fit every model on the fold's training cells and score its held-out cells (rows of backtest.csv)."""
+             ci_prob: float, window: float, slopes: str, source: str,
+             smooth_truth: dict[str, dict[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
+    """Fit every model on the fold's training cells and score its held-out cells: (rows of
+    backtest.csv, rows of run_losses.csv). ``smooth_truth``: per loss-predicting kind, every cell's
+    smooth optimum from the kind fitted to all cells."""
     fitter, caches = _FITTERS.setdefault(config, (Fitter(config, n_boot=2000), {}))
     test, train = fold.test, ~fold.test
     target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()
@@ -149,8 +178,11 @@ def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[st
     preds = {q: pd.DataFrame({"median": v, "lo": np.nan, "hi": np.nan}) for q, v in ref.items()}
     rows = score(best, test, runs, REFERENCE, preds, {**meta, "fit_ok": True, "problems": "", "wall_s": 0.0})
     sub = _best_subset(best, train, source)
-    train_keys = pd.MultiIndex.from_frame(best.loc[train, ["N", "D"]])
-    train_runs = runs[pd.MultiIndex.from_frame(runs[["N", "D"]]).isin(train_keys)].reset_index(drop=True)
+    keys = pd.MultiIndex.from_frame(runs[["N", "D"]])
+    train_runs = runs[keys.isin(pd.MultiIndex.from_frame(best.loc[train, ["N", "D"]]))].reset_index(drop=True)
+    test_runs = runs[keys.isin(pd.MultiIndex.from_frame(best.loc[test, ["N", "D"]]))].reset_index(drop=True)
+    known = catalog.kinds()
+    run_rows: list[dict] = []
     for model in models:
         t0 = time.perf_counter()
         fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, runs=train_runs, caches=caches,
@@ -159,17 +191,68 @@ def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[st
         diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
         problems = "; ".join(dict.fromkeys(p for d in diag for p in d.problems()))
         preds = {q: f.predict(target_N, target_D, ci_prob=ci_prob) for q, f in fits.items()}
-        rows += score(best, test, runs, model, preds, {**meta, "fit_ok": not problems, "problems": problems,
-                                                       "wall_s": time.perf_counter() - t0})
-    return rows
+        fold_meta = {**meta, "fit_ok": not problems, "problems": problems, "wall_s": time.perf_counter() - t0}
+        if known[model].predicts_loss:
+            sf = fitted.run_level[model]
+            rows += score(best, test, runs, model + SMOOTH, preds, fold_meta,
+                          truth={q: v[test] for q, v in smooth_truth[model].items()}, target=SMOOTH_OPTIMUM)
+            preds = _best_run_predictions(sf, best, test, test_runs, ci_prob)
+            run_rows += _run_scores(sf, test_runs, model, fold_meta, ci_prob)
+        rows += score(best, test, runs, model, preds, fold_meta)
+    return rows, run_rows
+
+
+def _best_run_predictions(sf, best: pd.DataFrame, test: np.ndarray, test_runs: pd.DataFrame,
+                          ci_prob: float) -> dict[str, pd.DataFrame]:
+    """Per optimum, the predicted best grid run of each held-out cell: a sweep of that cell's own
+    configurations (its design, never its losses)."""
+    parts = []
+    for k in np.flatnonzero(test):
+        n, d = best.loc[k, "N"], best.loc[k, "D"]
+        design = test_runs[(test_runs["N"] == n) & (test_runs["D"] == d)]
+        parts.append(sf.best_run(n, d, B=design["B"].to_numpy(), lr=design["lr"].to_numpy(), ci_prob=ci_prob))
+    table = pd.concat(parts, ignore_index=True)
+    return {q: table[table["quantity"] == q].reset_index(drop=True) for q in QUANTITIES}
+
+
+def _run_scores(sf, test_runs: pd.DataFrame, model: str, meta: dict, ci_prob: float) -> list[dict]:
+    """One row per held-out ok run: its measured and predicted loss, the interval, whether it covers."""
+    ok = test_runs[test_runs["status"] == "ok"].reset_index(drop=True)
+    pred = sf.predict_loss(ok[["N", "D", "B", "lr"]], ci_prob=ci_prob)
+    cell_min = ok.groupby(["N", "D"])["loss"].transform("min").to_numpy()
+    loss = ok["loss"].to_numpy(float)
+    return pd.DataFrame({
+        **meta, "model": model, "N": ok["N"], "D": ok["D"], "B": ok["B"], "lr": ok["lr"], "loss": loss,
+        "above_best": loss - cell_min, "scored": loss - cell_min <= RUN_SCORE_WINDOW,
+        "loss_median": pred["loss_median"], "loss_lo": pred["loss_lo"], "loss_hi": pred["loss_hi"],
+        "covered": (pred["loss_lo"] <= loss) & (loss <= pred["loss_hi"]), "ci_prob": ci_prob,
+    }).to_dict("records")
+
+
+def run_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per model, over the scored held-out runs: R² of the predicted median (pooled, and within cells:
+    each cell's mean removed from both), coverage and median width of the predictive interval."""
+    rows = []
+    for model, g in runs[runs["scored"].astype(bool)].groupby("model"):
+        y, m = g["loss"].to_numpy(), g["loss_median"].to_numpy()
+        cell = g.groupby(["fold", "N", "D"])
+        yc = y - cell["loss"].transform("mean").to_numpy()
+        mc = m - cell["loss_median"].transform("mean").to_numpy()
+        rows.append({"model": model, "run_r2": 1 - np.sum((y - m) ** 2) / np.sum((y - y.mean()) ** 2),
+                     "run_r2_within_cell": 1 - np.sum((yc - mc) ** 2) / np.sum(yc**2),
+                     "run_coverage": g["covered"].astype(bool).mean(),
+                     "run_width": (g["loss_hi"] - g["loss_lo"]).median(), "n_runs_scored": len(g)})
+    return pd.DataFrame(rows, columns=["model", "run_r2", "run_r2_within_cell", "run_coverage", "run_width",
+                                       "n_runs_scored"])
 
 
 def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits: tuple[str, ...] = SPLITS,
                  config: SamplerConfig = SamplerConfig(), ci_prob: float = 0.9, window: float = WINDOW,
                  slopes: str = "pooled", source: str = "<table>", log: Callable[[str], None] = print,
                  workers: int = 1, executor: str = "local", partial: Path | None = None,
-                 slurm: dict | None = None) -> pd.DataFrame:
-    """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table.
+                 slurm: dict | None = None) -> Backtest:
+    """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table, and every
+    held-out run's loss for the kinds that predict losses.
 
     Folds are independent: ``workers`` processes run them at once (``executor="local"``), or each is
     a Slurm job (``"slurm"``, via submitit; ``slurm`` holds its parameters). With ``partial`` (a
@@ -184,12 +267,15 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     done = _resume(partial, {"models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
                              "window": window, "slopes": slopes, "source": source, "runs": len(runs)}, log)
     todo = [k for k in range(len(plan)) if k not in done]
-    args = (best, runs, models, config, ci_prob, window, slopes, source)
+    smooth_truth = _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log) if todo else {}
+    args = (best, runs, models, config, ci_prob, window, slopes, source, smooth_truth)
 
-    def keep(k: int, rows: list[dict]) -> None:
-        done[k] = rows
+    def keep(k: int, result: tuple[list[dict], list[dict]]) -> None:
+        done[k] = result
+        rows, run_rows = result
         if partial is not None:
-            write_csv(partial / f"fold-{k:03d}.csv", pd.DataFrame(rows))
+            write_csv(partial / f"fold-{k:03d}-runs.csv", pd.DataFrame(run_rows))
+            write_csv(partial / f"fold-{k:03d}.csv", pd.DataFrame(rows))      # last: its presence marks the fold done
         failed = sorted({r["model"] for r in rows if not r["fit_ok"]})
         tick(f"{plan[k].split} / {plan[k].name}" + (f" (diagnostics failed: {', '.join(failed)})" if failed else ""))
 
@@ -202,7 +288,7 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             cores = max(1, (os.cpu_count() or 1) // workers)
-            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source)
+            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source, smooth_truth)
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = {pool.submit(run_fold, plan[k], *args): k for k in todo}
                 for future in as_completed(futures):
@@ -210,10 +296,25 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
         else:
             for k in todo:
                 keep(k, run_fold(plan[k], *args))
-    rows = [r for k in sorted(done) for r in done[k]]
+    rows = [r for k in sorted(done) for r in done[k][0]]
     out = pd.DataFrame(rows)
     out["problems"] = out["problems"].fillna("")          # a fold read back from its CSV has NaN for ""
     out.insert(0, "ci_prob", ci_prob)
+    return Backtest(optima=out, runs=pd.DataFrame([r for k in sorted(done) for r in done[k][1]]))
+
+
+def _smooth_truth(runs: pd.DataFrame, models: list[str], config: SamplerConfig, window: float, slopes: str,
+                  source: str, ci_prob: float, log: Callable[[str], None]) -> dict[str, dict[str, np.ndarray]]:
+    """Per loss-predicting kind among ``models``: every cell's smooth optimum, the kind fitted to all cells
+    (what its held-out smooth-optimum predictions are scored against)."""
+    known, out = catalog.kinds(), {}
+    for model in catalog.loss_predicting(models):
+        t0 = time.perf_counter()
+        full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window), source=source, cache={})
+        cells = full.cell_optima(ci_prob=ci_prob)
+        out[model] = {q: cells.loc[cells["quantity"] == q, "median"].to_numpy() for q in QUANTITIES}
+        log(f"  every cell: {model} {time.perf_counter() - t0:.1f} s (the smooth optima its held-out cells are "
+            f"scored against)  {full.diagnostics.describe()}")
     return out
 
 
@@ -229,10 +330,22 @@ def _resume(partial: Path | None, key: dict, log: Callable[[str], None]) -> dict
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     write_json(stamp, key)
-    done = {int(p.stem.split("-")[1]): pd.read_csv(p).to_dict("records") for p in sorted(partial.glob("fold-*.csv"))}
+    done = {}
+    for p in sorted(partial.glob("fold-[0-9][0-9][0-9].csv")):
+        run_rows = partial / f"{p.stem}-runs.csv"
+        done[int(p.stem.split("-")[1])] = (pd.read_csv(p).to_dict("records"),
+                                           _read_rows(run_rows) if run_rows.exists() else [])
     if done:
         log(f"  resuming: {len(done)} fold(s) already done in {partial}")
     return done
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """A fold's CSV as rows (an empty table, written for a fold with no rows, is no rows)."""
+    try:
+        return pd.read_csv(path).to_dict("records")
+    except pd.errors.EmptyDataError:
+        return []
 
 
 def _run_slurm(plan: list[Fold], todo: list[int], args: tuple, partial: Path | None, params: dict, keep) -> None:
@@ -255,16 +368,23 @@ def _best_subset(best: pd.DataFrame, train: np.ndarray, source: str) -> BestRuns
     return BestRuns(frame=best[train].reset_index(drop=True), source=source)
 
 
-def ranking(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: mean |log ratio|, coverage and log-width of each optimum, mean regret."""
+def ranking(table: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model: mean |log ratio|, bias (log₂), coverage and log-width of each optimum, mean
+    regret (nats and % of the cell's best loss), and, from ``runs``, the held-out run-loss scores."""
     g = table.groupby(["model", "quantity"])
     per_q = pd.DataFrame({"abs_log_ratio": g["log_ratio"].apply(lambda s: s.abs().mean()),
-                          "bias": g["log_ratio"].mean(),
-                          "coverage": g["covered"].mean(), "width_log": g["width_log"].mean()}).unstack("quantity")
+                          "bias_log2": g["log_ratio"].mean() / np.log(2),
+                          "coverage": g["covered"].mean(), "width_log": g["width_log"].mean(),
+                          "median_width_log": g["width_log"].median()}).unstack("quantity")
     per_q.columns = [f"{m}_{'lr' if q == 'lr' else 'B'}" for m, q in per_q.columns]
-    regret = table[table["quantity"] == "lr"].groupby("model")
+    lr_rows = table[table["quantity"] == "lr"]
+    regret = lr_rows.groupby("model")
     per_q["regret_mean"] = regret["regret"].mean()
+    per_q["regret_pct"] = 100 * (lr_rows["regret"] / lr_rows["best_loss"]).groupby(lr_rows["model"]).mean()
     per_q["regret_max"] = regret["regret"].max()
     per_q["n_cells"] = regret.size()
     per_q["fits_ok"] = table.groupby("model")["fit_ok"].mean()
-    return per_q.sort_values("regret_mean").reset_index()
+    out = per_q.sort_values("regret_mean").reset_index()
+    if runs is not None and len(runs):
+        out = out.merge(run_scores(runs), on="model", how="left")
+    return out

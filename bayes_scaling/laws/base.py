@@ -5,7 +5,9 @@ A law (one module in ``laws/``, a subclass decorated with :func:`register`) know
 builds a ``pm.Model`` and turns posterior draws into named natural-scale parameters. What
 else it can answer it declares, rather than callers probing with ``hasattr``:
 
-* ``has_loss``    — ``loss(posterior, N, D)``: draws of the law's mean loss L(N, D);
+* ``has_loss``    — ``loss(posterior, N, D)``: draws of the law's mean loss L(N, D), and
+  ``mean_log_loss(x_N, x_D)``: its priors and mean log L as a PyTensor graph (what the law's own
+  model and the surface model's L*(N, D) are built on);
 * ``has_optimal`` — ``optimal(posterior, C)``: draws of the compute-optimal N*(C), D*(C);
 * ``figures``     — the names of the report figures that suit it (``report.figures.laws``).
 
@@ -80,6 +82,11 @@ class Law:
 
     def loss(self, posterior: xr.Dataset, N: np.ndarray, D: np.ndarray) -> np.ndarray:
         """Draws (S, T) of the mean loss at (N, D) — only where ``has_loss``."""
+        raise TypeError(f"the {self.name} law gives no loss L(N, D)")
+
+    def mean_log_loss(self, x_N, x_D):
+        """Declare the law's parameters (priors) in the current ``pm.Model`` and return its mean log L
+        at centred logs x_N = log N − ``center_N``, x_D = log D − ``center_D`` — only where ``has_loss``."""
         raise TypeError(f"the {self.name} law gives no loss L(N, D)")
 
     def optimal(self, posterior: xr.Dataset, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@
 i.e. L(N, D) = E + A/N^α + B/D^β with a robust (Student-t) likelihood on log-loss
 residuals, as in Epoch AI's replication (which used a Huber loss). The two power-law
 terms are parameterised at the data's centre (a = a_ref + α·mean log N), which removes
-the strong a–α correlation the raw form has. Compute-optimal allocation under C = 6ND:
+the strong a–α correlation the raw form has; the sampler moves in the coordinates the data pin
+(the loss and its log slopes at the centre, and 1/α, 1/β: ``ParametricLaw.mean_log_loss``), with
+the same prior. Compute-optimal allocation under C = 6ND:
 
     N*(C) = G·(C/6)^(β/(α+β)),   G = (αA/(βB))^(1/(α+β)),   D*(C) = C/(6 N*)
 """
@@ -51,28 +53,52 @@ class ParametricLaw(Law):
         self.table = table
         self.center_N = float(np.log(table["N"]).mean())
         self.center_D = float(np.log(table["D"]).mean())
+        self.center_loss = float(np.exp(np.log(table["loss"]).mean()))
 
     def model(self):
         """Weakly informative priors: exponents ~ Gamma(2, 4) (mean 0.5), each term ~0.4 nats at the centre."""
         import pymc as pm
-        import pytensor.tensor as pt
 
         coords = {"run": np.arange(len(self.table))}
         with pm.Model(coords=coords) as model:
             x_N = pm.Data("x_N", np.log(self.table["N"].to_numpy()) - self.center_N, dims="run")
             x_D = pm.Data("x_D", np.log(self.table["D"].to_numpy()) - self.center_D, dims="run")
             log_loss = pm.Data("log_loss", np.log(self.table["loss"].to_numpy()), dims="run")
-            alpha = pm.Gamma("alpha", alpha=2.0, beta=4.0)
-            beta = pm.Gamma("beta", alpha=2.0, beta=4.0)
-            a_ref = pm.Normal("a_ref", -1.0, 1.5)  # log(A / N_ref^α): the N term at the centre
-            b_ref = pm.Normal("b_ref", -1.0, 1.5)
-            log_E = pm.Normal("log_E", 0.5, 0.5)
+            mu = self.mean_log_loss(x_N, x_D)
             sigma = pm.HalfNormal("sigma", 0.1)
             nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
-            terms = pt.stack([a_ref - alpha * x_N, b_ref - beta * x_D, pt.broadcast_to(log_E, x_N.shape)])
-            mu = pt.logsumexp(terms, axis=0)
             pm.StudentT("obs", nu=nu, mu=mu, sigma=sigma, observed=log_loss, dims="run")
         return model
+
+    def mean_log_loss(self, x_N, x_D):
+        """log L = LSE(a_ref − α·x_N, b_ref − β·x_D, log E) with the priors of :meth:`model`'s docstring
+        (α, β ~ Gamma(2, 4); a_ref, b_ref ~ Normal(−1, 1.5); log E ~ Normal(0.5, 0.5)), *sampled* in the
+        coordinates the data pin — the loss at the centre L_c = E + e^{a_ref} + e^{b_ref}, the log slopes
+        g_N = log(α·e^{a_ref}), g_D = log(β·e^{b_ref}) — and 1/α, 1/β, in which E = L_c − e^{g_N}/α − e^{g_D}/β
+        is linear: in (α, a_ref, log E) the posterior is a banana that NUTS crosses only in many small steps
+        when the model sizes span a narrow range (StepLaw's: 5×). The prior is kept exactly: a Potential adds it with the
+        log-Jacobian 2·log α + 2·log β − log E. α, β, a_ref, b_ref, log_E are Deterministics."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        # scaled so that the sampler starts (support points: HalfFlat 1, Flat 0, jittered ±1) where E > 0
+        inv_alpha = 2.0 * pm.HalfFlat("inv_alpha_half")
+        inv_beta = 2.0 * pm.HalfFlat("inv_beta_half")
+        g_N = -1.7 + 0.5 * pm.Flat("g_N_offset")
+        g_D = -1.7 + 0.5 * pm.Flat("g_D_offset")
+        l_c = self.center_loss + 0.05 * pm.Flat("L_c_offset")
+        alpha = pm.Deterministic("alpha", 1.0 / inv_alpha)
+        beta = pm.Deterministic("beta", 1.0 / inv_beta)
+        a_ref = pm.Deterministic("a_ref", g_N + pt.log(inv_alpha))  # log(A / N_ref^α): the N term at the centre
+        b_ref = pm.Deterministic("b_ref", g_D + pt.log(inv_beta))
+        e = l_c - pt.exp(g_N) * inv_alpha - pt.exp(g_D) * inv_beta
+        log_E = pm.Deterministic("log_E", pt.log(e))
+        prior = (pm.logp(pm.Gamma.dist(2.0, 4.0), alpha) + pm.logp(pm.Gamma.dist(2.0, 4.0), beta)
+                 + pm.logp(pm.Normal.dist(-1.0, 1.5), a_ref) + pm.logp(pm.Normal.dist(-1.0, 1.5), b_ref)
+                 + pm.logp(pm.Normal.dist(0.5, 0.5), log_E) + 2.0 * pt.log(alpha) + 2.0 * pt.log(beta) - log_E)
+        pm.Potential("prior", pt.switch(e > 0, prior, -np.inf))
+        terms = pt.stack([a_ref - alpha * x_N, b_ref - beta * x_D, pt.broadcast_to(log_E, x_N.shape)])
+        return pt.logsumexp(terms, axis=0)
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         alpha, beta = stacked(posterior, "alpha"), stacked(posterior, "beta")
@@ -84,8 +110,7 @@ class ParametricLaw(Law):
             "beta": beta,
             "a_exponent": beta / (alpha + beta),  # N* ∝ C^a
             "b_exponent": alpha / (alpha + beta),  # D* ∝ C^b
-            "sigma": stacked(posterior, "sigma"),
-            "nu": stacked(posterior, "nu"),
+            **{k: stacked(posterior, k) for k in ("sigma", "nu") if k in posterior},
         }
 
     def loss(self, posterior: xr.Dataset, N: np.ndarray, D: np.ndarray) -> np.ndarray:

@@ -64,22 +64,28 @@ class KaplanLaw(Law):
     def model(self):
         """Weakly informative priors: exponents ~ Gamma(2, 20) (mean 0.1), p, q ~ N(1, 1)."""
         import pymc as pm
-        import pytensor.tensor as pt
 
         with pm.Model(coords={"run": np.arange(len(self.table))}) as model:
             x_N = pm.Data("x_N", np.log(self.table["N"].to_numpy()) - self.center_N, dims="run")
             x_D = pm.Data("x_D", np.log(self.table["D"].to_numpy()) - self.center_D, dims="run")
             y = pm.Data("log_loss", np.log(self.table["loss"].to_numpy()), dims="run")
-            alpha_N = pm.Gamma("alpha_N", alpha=2.0, beta=20.0)
-            alpha_D = pm.Gamma("alpha_D", alpha=2.0, beta=20.0)
-            p = pm.Normal("p", 1.0, 1.0)  # log L(N) at the centre
-            q = pm.Normal("q", 1.0, 1.0)  # log L(D) at the centre
+            mu = self.mean_log_loss(x_N, x_D)
             sigma = pm.HalfNormal("sigma", 0.1)
             nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
-            terms = pt.stack([(p - alpha_N * x_N) / alpha_D, (q - alpha_D * x_D) / alpha_D])
-            mu = alpha_D * pt.logsumexp(terms, axis=0)
             pm.StudentT("obs", nu=nu, mu=mu, sigma=sigma, observed=y, dims="run")
         return model
+
+    def mean_log_loss(self, x_N, x_D):
+        """log L = α_D·LSE((p − α_N·x_N)/α_D, (q − α_D·x_D)/α_D), declaring α_N, α_D, p, q."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        alpha_N = pm.Gamma("alpha_N", alpha=2.0, beta=20.0)
+        alpha_D = pm.Gamma("alpha_D", alpha=2.0, beta=20.0)
+        p = pm.Normal("p", 1.0, 1.0)  # log L(N) at the centre
+        q = pm.Normal("q", 1.0, 1.0)  # log L(D) at the centre
+        terms = pt.stack([(p - alpha_N * x_N) / alpha_D, (q - alpha_D * x_D) / alpha_D])
+        return alpha_D * pt.logsumexp(terms, axis=0)
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         alpha_N, alpha_D = stacked(posterior, "alpha_N"), stacked(posterior, "alpha_D")
@@ -88,8 +94,7 @@ class KaplanLaw(Law):
             "alpha_D": alpha_D,
             "N_c": np.exp(self.center_N + stacked(posterior, "p") / alpha_N),
             "D_c": np.exp(self.center_D + stacked(posterior, "q") / alpha_D),
-            "sigma": stacked(posterior, "sigma"),
-            "nu": stacked(posterior, "nu"),
+            **{k: stacked(posterior, k) for k in ("sigma", "nu") if k in posterior},
         }
 
     def loss(self, posterior: xr.Dataset, N: np.ndarray, D: np.ndarray) -> np.ndarray:

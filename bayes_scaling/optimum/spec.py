@@ -216,6 +216,8 @@ class OptimumSpec:
     bayesian: ClassVar[bool] = True
     #: fitted per optimum to each cell's best run (``catalog``: run-level kinds say "runs")
     level: ClassVar[str] = "best-runs"
+    #: predicts the loss of a run (``--predict-runs``): only run-level kinds do (``surface.kind``)
+    predicts_loss: ClassVar[bool] = False
     #: which fitted kind the fan and PPC plots show: the highest
     main_priority: ClassVar[int] = 0
     #: the kind with one common slope that pooled-vs-per-N plots set this one against

@@ -120,7 +120,9 @@ def plan_text(plan, ci_prob: float, table: pd.DataFrame, flops) -> str:
 def ranking_text(rank: pd.DataFrame, ci_prob: float) -> str:
     """A backtest's ranking table (one row per model)."""
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
-        return (f"ranking (by mean loss regret; coverage = measured optimum inside the {ci_prob:.0%} interval):\n"
+        return (f"ranking (by mean loss regret; coverage = the truth inside the {ci_prob:.0%} interval: the measured "
+                "best run, or for '(smooth optimum)' rows the smooth optimum of the kind fitted to every cell; "
+                "bias in log2; run_*: held-out run losses):\n"
                 + rank.to_string(index=False))
 
 

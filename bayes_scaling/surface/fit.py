@@ -1,22 +1,23 @@
 """Fit and predict with the full-surface model (``--models surface``): every run, not just the best.
 
     sf = fit_surface(runs, SamplerConfig())              # NUTS; approx="advi" for a fast, approximate fit
+    sf.predict_loss(planned)                              # the loss of any run (N, D, B, lr), with intervals
     fits = sf.as_optimum_fits()                           # {"lr": OptimumFit, "batch_size": OptimumFit}
-    fits["lr"].predict([4e9], [1e11]); fits["lr"].coefficients()
+    fits["lr"].predict([4e9], [1e11])                     # the smooth optimum of a cell, law and scatter
+    sf.best_run(4e9, 1e11, B=grid_B, lr=grid_lr)          # the best run a sweep of that grid would find
 
-The model (``surface.model``): loss_i ~ StudentT₄(L*_j + f_j(log η_i − log η*_j, log B_i − log B*_j), σ_L),
-censored above a window of ``surface.data.WINDOW`` nats over the cell's best loss (runs
-above it, diverged ones included, say only "the loss here is above the window"), with
-log q*_j = a_q + b_q·x_N + c_q(n)·x_D + σ_q·ε. The law parameters keep the names and
-centring of ``optimum.spec`` (a, b, c, σ, and c_n, τ_c for per-N slopes), so each optimum
-is an ordinary :class:`~bayes_scaling.optimum.fit.OptimumFit` (model "surface") read
-through the law spec of its slopes (``quantized`` for pooled, ``hierarchical`` for per-N).
+The model (``surface.model``): loss_i ~ StudentT₄(L*_j + f_j(log η_i − log η*_j, log B_i − log B*_j), s_i),
+censored above a window of ``surface.data.WINDOW`` nats over the cell's best loss, with a curved,
+two-sided bowl f_j per cell shrunk to a population, L*_j about a loss law and
+log q*_j = a_q + b_q·x_N + c_q(n)·x_D + σ_q·ε. The optimum laws keep the names and centring of
+``optimum.spec`` (a, b, c, σ, and c_n, τ_c for per-N slopes), so each optimum is an ordinary
+:class:`~bayes_scaling.optimum.fit.OptimumFit` (model "surface") read through the law spec of
+its slopes (``quantized`` for pooled, ``hierarchical`` for per-N).
 
-Known limitation (StepLaw, see the backtest): the minimum of the fitted smooth bowl sits
-~0.5 log₂ below the best measured η (and ~0.3 log₂ below the best B) in almost every cell
-— also in unpooled single-cell robust fits with a per-side shape — because the measured
-bowls are flat-bottomed with a cliff at high η. Its intervals, which describe that smooth
-optimum, are therefore too narrow to cover the measured best run.
+Two different optima, both predicted: the *smooth optimum* (the argmin of the cell's bowl,
+``as_optimum_fits``) and *the best grid run a sweep would find* (``best_run``: the argmin over
+the sweep's configurations of a predictive draw of their losses — it adds selection noise and
+the grid). A measured best run is the second.
 """
 
 from __future__ import annotations
@@ -38,16 +39,21 @@ from bayes_scaling.inference.sampling import CompileCache, sample
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.fit import OptimumFit
+from bayes_scaling.laws.base import Law
+from bayes_scaling.math.draws import summarize
+from bayes_scaling.surface import predict
 from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 from bayes_scaling.surface.kind import check_approx
-from bayes_scaling.surface.model import OPTIMA, SLOPES, build_surface, data_arrays
+from bayes_scaling.surface.model import LOSS_LAW, OPTIMA, SLOPES, build_surface, data_arrays, loss_law
 
 #: ADVI (mean-field) optimisation steps; enough for the ELBO to flatten on StepLaw.
 ADVI_STEPS = 30_000
 #: Law variables handed to each OptimumFit (per quantity).
 LAW_VARS = ("a", "b", "c", "sigma", "tau_c", "c_n")
 #: Run columns a saved fit keeps (what the bowls plot and the cell optima read).
-SAVED_RUN_COLUMNS = ("N", "D", "B", "lr", "loss", "status", "cell", "censored", "y", "upper")
+SAVED_RUN_COLUMNS = ("N", "D", "B", "lr", "loss", "status", "cell", "slot", "censored", "y", "upper")
+#: Columns of ``run_predictions.csv`` after the input columns.
+RUN_PREDICTION_COLUMNS = ("loss_median", "loss_mean", "loss_lo", "loss_hi", "ci_prob")
 #: The optimum spec whose arithmetic reads the surface's law, by slopes.
 LAW_SPEC = {"pooled": "quantized", "per_n": "hierarchical"}
 
@@ -62,6 +68,7 @@ class SurfaceFit:
     diagnostics: Diagnostics
     method: str
     wall_s: float = 0.0
+    law: str = LOSS_LAW
     meta: dict = field(default_factory=dict)
 
     @property
@@ -84,8 +91,34 @@ class SurfaceFit:
             tree = xr.DataTree.from_dict({"posterior": law, "sample_stats": self.idata["sample_stats"].to_dataset()})
             fits[q] = OptimumFit("surface", q, self.data.centers(q), self.data.n_levels, law_spec, tree,
                                  diagnostics=self.diagnostics, wall_s=self.wall_s,
-                                 meta={"method": self.method, "slopes": self.slopes, "window": self.data.window})
+                                 meta={"method": self.method, "slopes": self.slopes, "window": self.data.window,
+                                       "loss_law": self.law})
         return fits
+
+    def loss_law(self) -> Law:
+        """The loss law of L*(N, D), on this fit's cells (its parameters: ``loss_law::`` in the posterior)."""
+        return loss_law(self.data, self.law)
+
+    def predict_loss(self, runs: pd.DataFrame, *, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """The posterior predictive of the final loss of each run of ``runs`` (columns N, D, B in tokens,
+        lr): ``runs`` with loss_median, loss_mean, loss_lo, loss_hi (equal-tailed ``ci_prob``), ci_prob.
+        A run in a fitted cell uses that cell's bowl; one in a new (N, D) carries the loss law's, the
+        optimum laws' and the bowl population's uncertainty."""
+        draws = predict.loss_draws(self, *(runs[k].to_numpy(float) for k in ("N", "D", "B", "lr")), seed=seed)
+        stats = summarize(draws, ci_prob)
+        return runs.assign(**{f"loss_{k}": v for k, v in stats.items()}, ci_prob=ci_prob).reset_index(drop=True)
+
+    def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """The best run a sweep of configurations (B, lr) at (N, D) would find: median, mean (of the
+        log), lo, hi of its lr and B (one row per optimum, ``quantity`` lr / batch_size)."""
+        draws = predict.best_run_draws(self, N, D, B, lr, seed=seed)
+        rows = []
+        for k, q in enumerate(OPTIMA):
+            st = summarize(draws[:, k:k + 1], ci_prob)
+            rows.append({"model": "surface", "quantity": q, "N": N, "D": D, "median": float(np.exp(st["median"][0])),
+                         "mean": float(np.exp(st["mean"][0])), "lo": float(np.exp(st["lo"][0])),
+                         "hi": float(np.exp(st["hi"][0])), "ci_prob": ci_prob})
+        return pd.DataFrame(rows)
 
     def to_netcdf(self, path) -> None:
         """Save the whole posterior (bowls and laws) with the run and cell arrays it was fitted to."""
@@ -99,7 +132,8 @@ class SurfaceFit:
         tree["surface_runs"] = xr.DataTree(xr.Dataset.from_dataframe(runs.reset_index(drop=True)))
         tree["surface_cells"] = xr.DataTree(xr.Dataset.from_dataframe(self.data.cells.reset_index(drop=True)))
         tree.attrs["bayes_scaling"] = json.dumps({"model": "surface", "slopes": self.slopes, "method": self.method,
-                                                  "window": self.data.window, "diagnostics": self.diagnostics.as_dict()})
+                                                  "window": self.data.window, "loss_law": self.law,
+                                                  "diagnostics": self.diagnostics.as_dict()})
         write_datatree(path, tree)
 
     @classmethod
@@ -115,16 +149,23 @@ class SurfaceFit:
         data = SurfaceData(runs=runs, cells=cells, n_levels=np.sort(cells["N"].unique()), window=meta["window"])
         idata = xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset(),
                                        "sample_stats": tree["sample_stats"].to_dataset()})
-        return cls(data, meta["slopes"], idata, diagnose(idata, var_names=_diagnosed(idata)), meta["method"])
+        return cls(data, meta["slopes"], idata, diagnose(idata, var_names=_diagnosed(idata)), meta["method"],
+                   law=meta["loss_law"])
 
     #: the report figures that suit it (``report.figures.surface.FIGURES``)
     figures = ("surface_bowls",)
 
-    def write_artifacts(self, stage, *, ci_prob: float) -> None:
-        """The surface's own table: ``surface_cells.csv``, each cell's optimum beside its best run."""
+    def write_artifacts(self, stage, *, ci_prob: float, predict_runs: pd.DataFrame | None = None) -> None:
+        """The surface's own tables: ``surface_cells.csv`` (each cell's optimum beside its best run)
+        and, given ``predict_runs`` (``inputs.runtable.read_planned_runs``), ``run_predictions.csv``
+        (its columns N, D, B, lr [, run_id], then RUN_PREDICTION_COLUMNS)."""
         from bayes_scaling.io import write_csv
 
         write_csv(stage / "surface_cells.csv", self.cell_optima(ci_prob=ci_prob))
+        if predict_runs is not None:
+            keep = [c for c in ("run_id", "N", "D", "B", "lr") if c in predict_runs.columns]
+            pred = self.predict_loss(predict_runs[keep], ci_prob=ci_prob)
+            write_csv(stage / "run_predictions.csv", pred[keep + list(RUN_PREDICTION_COLUMNS)])
 
     def cell_optima(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Posterior of each cell's latent optimum (natural units) next to its best measured run."""
@@ -148,34 +189,37 @@ class SurfaceFitter:
         self.config = config
         self.cache = CompileCache(config)
 
-    def fit(self, data: SurfaceData, *, slopes: str = "pooled", approx: str | None = None) -> SurfaceFit:
+    def fit(self, data: SurfaceData, *, slopes: str = "pooled", approx: str | None = None,
+            law: str = LOSS_LAW) -> SurfaceFit:
         """Sample (NUTS) or approximate (``approx="advi"``) the posterior of the surface model."""
         check_approx(approx)
         if slopes not in SLOPES:
             raise InputError(f"--slopes {slopes!r}: choose one of {', '.join(SLOPES)}")
         t0 = time.perf_counter()
-        model = build_surface(data, slopes=slopes)
+        model = build_surface(data, slopes=slopes, law=law)
         if approx == "advi":
             idata = _advi(model, self.config)
             method = f"ADVI mean-field ({ADVI_STEPS} steps) — APPROXIMATE, no MCMC guarantees"
         else:
-            key = (slopes, len(data.runs), len(data.cells), len(data.n_levels))
+            key = (slopes, law, len(data.cells), data.max_runs, len(data.n_levels))
             idata = sample(model, self.config, compiled=self.cache.get(key, model, data_arrays(data)),
                            log_likelihood=False)
             method = f"NUTS ({self.config.sampler})"
         diag = diagnose(idata, var_names=_diagnosed(idata))
-        return SurfaceFit(data, slopes, idata, diag, method, wall_s=time.perf_counter() - t0)
+        return SurfaceFit(data, slopes, idata, diag, method, wall_s=time.perf_counter() - t0, law=law)
 
 
 def _diagnosed(idata: xr.DataTree) -> list[str]:
-    """The surface's parameters that diagnostics judge (not the raw non-centred ones)."""
-    return [v for v in idata["posterior"].data_vars if v not in ("rho_raw", "z_c")]
+    """The surface's parameters that diagnostics judge (not the raw offsets and z's behind them)."""
+    return [v for v in idata["posterior"].data_vars
+            if not (v.endswith(("_raw", "_offset", "_half")) or v == "z_c")]
 
 
 def fit_surface(runs: pd.DataFrame, config: SamplerConfig, *, slopes: str = "pooled", approx: str | None = None,
-                window: float = WINDOW, source: str = "<table>") -> SurfaceFit:
+                window: float = WINDOW, law: str = LOSS_LAW, source: str = "<table>") -> SurfaceFit:
     """Fit the surface model to a validated run table (a full sweep: several runs per cell)."""
-    return SurfaceFitter(config).fit(surface_data(runs, window=window, source=source), slopes=slopes, approx=approx)
+    return SurfaceFitter(config).fit(surface_data(runs, window=window, source=source), slopes=slopes, approx=approx,
+                                     law=law)
 
 
 def _advi(model: pm.Model, config: SamplerConfig) -> xr.DataTree:

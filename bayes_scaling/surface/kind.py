@@ -35,6 +35,8 @@ class RunLevelKind(Protocol):
     default: ClassVar[bool]
     bayesian: ClassVar[bool]
     level: ClassVar[str]
+    #: its result has ``predict_loss`` and takes ``predict_runs=`` in ``write_artifacts`` (``--predict-runs``)
+    predicts_loss: ClassVar[bool]
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
@@ -46,13 +48,15 @@ class SurfaceKind:
     """The full-surface latent-optimum model (``surface.model``)."""
 
     name = "surface"
-    summary = ("every run, not just the best: per (N, D) cell the loss is a bowl in (log η, log B) around "
-               "the cell's latent optimum, and the optima follow the law above (--slopes pooled|per_n); "
-               "needs full sweeps (steplaw-dense, steplaw-moe, the trainer's tables); --approx advi for a "
-               "fast, clearly labelled approximation")
+    summary = ("every run, not just the best: per (N, D) cell the loss is a curved, two-sided bowl in "
+               "(log η, log B) around the cell's latent optimum, its minimum on a loss law L(N, D), the optima "
+               "on the law above (--slopes pooled|per_n); predicts any run's loss (--predict-runs); needs full "
+               "sweeps (steplaw-dense, steplaw-moe, the trainer's tables); --approx advi for a fast, clearly "
+               "labelled approximation")
     default = False
     bayesian = True
     level = "runs"
+    predicts_loss = True
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """The surface model on every run of ``runs`` (``cache`` keeps its compiled model across calls)."""
@@ -74,6 +78,7 @@ class AkimaKind:
     default = False
     bayesian = False
     level = "runs"
+    predicts_loss = False
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         from bayes_scaling.surface.akima import fit_akima
