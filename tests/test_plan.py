@@ -106,6 +106,10 @@ def test_cli_writes_plan(tmp_path, capsys):
     (["--compute", "1e21", "--ci-prob", "2"], "--ci-prob"),
     (["--compute", "1e21", "--optimum-data", "nope"], "nope"),
     (["--compute", "1e21", "--optimum-model", "nope"], "--optimum-model"),
+    (["--compute", "1e21", "--lr", "1e-3"], "needs a loss surface"),
+    (["--compute", "1e21", "--surface", "no/such.nc"], "--surface no/such.nc: no such file"),
+    (["--compute", "1e21", "--surface", "README.md", "--batch-tokens", "0"], "--batch-tokens 0: must be a positive"),
+    (["--compute", "1e21", "--surface", "README.md"], "not a surface posterior"),
 ])
 def test_cli_bad_input(tmp_path, capsys, argv, message):
     out = tmp_path / "plan"

@@ -54,6 +54,21 @@ def test_bowl_is_zero_at_the_optimum_and_positive_elsewhere():
     np.testing.assert_allclose(linex_root(np.array([-0.3, 0.2]), 0.0), [-0.3, 0.2], rtol=1e-5)
 
 
+def test_valley_bowl_has_its_minimum_on_the_curved_valley_and_two_sides():
+    from bayes_scaling.math.bowl import valley_bowl
+
+    h, kappa, k1, k2 = (0.06, 0.02), (0.8, -0.3), 0.2, -0.15
+    assert valley_bowl(0.0, 0.0, h, kappa, k1, k2) == 0.0
+    v = np.linspace(-2, 2, 9)
+    u = np.linspace(-3, 3, 601)[:, None]
+    f = valley_bowl(u, v[None, :], h, kappa, k1, k2)
+    np.testing.assert_allclose(u[f.argmin(axis=0), 0], k1 * v + k2 * v**2, atol=0.01)   # the valley's floor
+    # per axis, the two sides differ by e^{2κ}: a step w above the floor costs e^{2κ} times one below
+    up, down = valley_bowl(0.5, 0.0, h, kappa, k1, k2), valley_bowl(-0.5, 0.0, h, kappa, k1, k2)
+    assert up / down == pytest.approx(np.exp(2 * kappa[0]))
+    assert valley_bowl(0.0, 1.0, h, kappa, 0.0, 0.0) / valley_bowl(0.0, -1.0, h, kappa, 0.0, 0.0) == pytest.approx(np.exp(2 * kappa[1]))
+
+
 def test_t4_survival_matches_scipy_in_both_tails():
     t = np.array([-1e4, -40.0, -1.0, 0.0, 0.5, 40.0, 1e4])
     np.testing.assert_allclose(t4_logsf(t), st.t(4).logsf(t), rtol=1e-9, atol=1e-12)
@@ -179,5 +194,48 @@ def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_p
     assert res.returncode == 0, res.stderr[-2000:]
     table = pd.read_csv(out / "run_predictions.csv")
     assert table["run_id"].tolist() == ["p1", "p2"]
-    assert ((table["loss_lo"] < table["loss_median"]) & (table["loss_median"] < table["loss_hi"])).all()
+    measured = runs[(runs["N"] == 2e8) & (runs["D"] == 8e9) & (runs["B"] == 2.0**18) & (runs["lr"] == 2.0**-9)]
+    assert abs(table.loc[0, "loss_median"] - measured["loss"].iloc[0]) < 0.02      # a fitted cell's own run
     assert (table["loss_hi"] - table["loss_lo"]).iloc[1] > (table["loss_hi"] - table["loss_lo"]).iloc[0]  # new cell
+
+
+def test_the_planner_prices_a_mis_set_learning_rate_on_the_fitted_bowl(fitted):
+    """At a fitted cell, with the plan recommending that cell's own optimum: your run at the same
+    (η, B) costs exactly nothing, one 8× too large costs a clearly positive penalty, and the losses
+    are the surface's predictive for that run."""
+    from bayes_scaling.planning.plan import Plan, surface_losses
+
+    sf, _ = fitted
+    cells = sf.cell_optima()
+    at = cells[(cells["N"] == 2e8) & (cells["D"] == 8e9)].set_index("quantity")["median"]
+    S = 400
+    plan = Plan(np.array([1e19]), {1e19: {"N_opt": np.full(S, 2e8), "D_opt": np.full(S, 8e9),
+                                          "lr": np.full(S, at["lr"]), "batch_size": np.full(S, at["batch_size"])}},
+                pd.DataFrame())
+    same = surface_losses(plan, sf, lr=at["lr"])
+    assert list(same["run"]) == ["recommended", "yours"]
+    assert (same[["penalty_median", "penalty_lo", "penalty_hi"]].to_numpy() == 0).all()
+    off = surface_losses(plan, sf, lr=8 * at["lr"]).set_index("run")
+    assert off.loc["yours", "penalty_lo"] > 0.01 and off.loc["yours", "loss_median"] > off.loc["recommended", "loss_median"]
+    direct = sf.predict_loss(pd.DataFrame({"N": [2e8], "D": [8e9], "B": [at["batch_size"]], "lr": [at["lr"]]}))
+    assert off.loc["recommended", "loss_median"] == pytest.approx(direct["loss_median"].iloc[0], abs=2e-3)
+
+
+def test_plan_cli_writes_the_surface_pricing(fitted, tmp_path, capsys):
+    from conftest import assert_manifest
+
+    from bayes_scaling.plan import main
+
+    sf, _ = fitted
+    sf.to_netcdf(tmp_path / "surface.nc")
+    out = tmp_path / "plan"
+    rc = main(["--compute", "1e21", "--surface", str(tmp_path / "surface.nc"), "--lr", "1e-2", "--draws", "200",
+               "--tune", "300", "--chains", "2", "--no-plots", "--out", str(out)])
+    assert rc == 0
+    table = pd.read_csv(out / "plan_surface.csv")
+    assert list(table["run"]) == ["recommended", "yours"] and table.loc[1, "lr"] == 1e-2
+    plan = pd.read_csv(out / "plan.csv").set_index("quantity")
+    assert table.loc[0, "lr"] == pytest.approx(plan.loc["lr", "median"], rel=1e-3)
+    assert (table["loss_lo"] < table["loss_hi"]).all() and table.loc[0, "penalty_median"] == 0
+    assert "penalty" in capsys.readouterr().out
+    assert assert_manifest(out, "plan")["surface"].endswith("surface.nc")

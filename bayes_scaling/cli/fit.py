@@ -44,7 +44,7 @@ outputs (--out DIR): predictions.csv, exponents.csv, compare.csv (LOO, cross-val
   weights, the recommendation), held_out.csv, sensitivity.csv (prior sensitivity), best_runs.csv,
   posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots); with --models surface
   also surface_cells.csv, posterior/surface.nc and, with --predict-runs, run_predictions.csv
-  (N, D, B, lr [, run_id], loss_median, loss_mean, loss_lo, loss_hi, ci_prob).
+  ([run_id,] N, D, B, lr, loss_median, loss_mean, loss_lo, loss_hi, ci_prob).
 
 loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
 

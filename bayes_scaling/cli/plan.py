@@ -1,13 +1,17 @@
 """``python -m bayes_scaling.plan`` — a FLOP budget → N*, D*, tokens/param, loss, η, B, with intervals.
 
 Fits the loss law (``chinchilla``: L = E + A/N^α + B/D^β) and the laws of the optimal learning
-rate and batch size, then propagates both posteriors draw by draw (``planning.plan``).
+rate and batch size, then propagates both posteriors draw by draw (``planning.plan``). Given a
+surface posterior (``--surface``, from ``fit --models surface``), it also predicts the loss of the
+planned run and the loss penalty of the user's own learning rate / batch size (``--lr``, ``--batch-tokens``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 from bayes_scaling import catalog, progress
 from bayes_scaling.cli import common
@@ -15,7 +19,7 @@ from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.inference.config import SamplerConfig
 
 FLOPS_MODELS = ("6ND", "deepseek")
-ARTIFACTS = ("plan.csv", "plan_draws.csv", "plan.png")
+ARTIFACTS = ("plan.csv", "plan_draws.csv", "plan_surface.csv", "plan.png")
 DEFAULT_DATA = "blog-partII"
 
 
@@ -31,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Reports medians with equal-tailed intervals beside the 20 tokens/param rule and\n"
             "DeepSeek's eta = 0.3118*C^-0.125, B = 0.2920*C^0.3271 (tokens)."
         ),
-        epilog="example: python -m bayes_scaling.plan --compute 1e21 --compute 1e23 --max-N 7e10 --out runs/plan",
+        epilog="examples:\n  python -m bayes_scaling.plan --compute 1e21 --compute 1e23 --max-N 7e10 --out runs/plan\n"
+               "  python -m bayes_scaling.plan --compute 1e21 --surface runs/fit-steplaw/posterior/surface.nc --lr 3e-3",
     )
     g = common.group(p, "budget")
     g.add_argument("--compute", type=float, action="append", required=True, metavar="FLOPS",
@@ -54,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
     g.add_argument("--prior", action="append", metavar="NAME=DIST",
                    help="replace a parameter's prior of the lr / batch-size laws, e.g. tau_c=lognormal(log(0.03),0.75)")
+    g = common.group(p, "the loss of the planned run")
+    g.add_argument("--surface", type=Path, metavar="SURFACE.nc",
+                   help="a surface posterior (posterior/surface.nc of fit --models surface): predict the planned "
+                        "run's loss, and the penalty of --lr / --batch-tokens; writes plan_surface.csv")
+    g.add_argument("--lr", type=float, help="your learning rate, to price against the plan's (needs --surface)")
+    g.add_argument("--batch-tokens", type=float, help="your batch size in tokens (needs --surface)")
     common.ci_prob_option(p)
     common.sampler_options(p)
     common.output_options(p, "plan")
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
         raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
     options = common.model_options_of(args, [args.optimum_model])
+    surface = _load_surface(args)
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
 
     from bayes_scaling.inputs.loss_tables import load_loss_table
@@ -94,15 +106,24 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
+    if surface is not None:
+        from bayes_scaling.planning.plan import surface_losses
+
+        priced = surface_losses(plan, surface, lr=args.lr, batch_size=args.batch_tokens, ci_prob=ci_prob,
+                                seed=args.seed)
+        diagnostics["surface"] = surface.diagnostics
     with command.publish({
         "data": {"loss_law": {"source": source, "sha256": loss_sha, "rows": len(table)},
                  "optimum": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)}},
         "compute": args.compute, "flops_model": args.flops_model, "max_N": args.max_N,
-        "optimum_model": args.optimum_model, "ci_prob": ci_prob, "seed": config.seed, "sampler": config.as_dict(),
+        "optimum_model": args.optimum_model, "surface": str(args.surface) if surface is not None else None,
+        "ci_prob": ci_prob, "seed": config.seed, "sampler": config.as_dict(),
         "diagnostics": {k: d.as_dict() if d else None for k, d in diagnostics.items()},
     }) as stage:
         write_csv(stage / "plan.csv", plan.table)
         write_csv(stage / "plan_draws.csv", draws_frame(plan))
+        if surface is not None:
+            write_csv(stage / "plan_surface.csv", priced)
         if args.plots:
             from bayes_scaling.report.figures.plan import plot_plan
             from bayes_scaling.report.figures.save import save_figure
@@ -114,6 +135,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from bayes_scaling.report.text import plan_text
 
     print(plan_text(plan, ci_prob, table, flops))
+    if surface is not None:
+        from bayes_scaling.report.text import plan_surface_text
+
+        print(plan_surface_text(priced, str(args.surface)))
     failed = []
     for name, d in diagnostics.items():
         print(f"diagnostics {name}: {d.describe() if d else 'n/a'}")
@@ -122,6 +147,27 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"WARNING: the {name} fit did not converge; do not trust its intervals.", file=sys.stderr)
     print(f"wrote {command.out}/")
     return common.strict_exit(failed, args.strict)
+
+
+def _load_surface(args: argparse.Namespace):
+    """The ``--surface`` posterior (checked before any fitting), or None; --lr / --batch-tokens need it."""
+    for flag, v in (("--lr", args.lr), ("--batch-tokens", args.batch_tokens)):
+        if v is not None and args.surface is None:
+            raise InputError(f"{flag}: pricing your own value needs a loss surface: add --surface SURFACE.nc "
+                             "(posterior/surface.nc of fit --models surface)")
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise InputError(f"{flag} {v:g}: must be a positive number")
+    if args.surface is None:
+        return None
+    if not args.surface.is_file():
+        raise InputError(f"--surface {args.surface}: no such file")
+    from bayes_scaling.surface.fit import SurfaceFit
+
+    try:
+        return SurfaceFit.from_netcdf(args.surface)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(f"--surface {args.surface}: not a surface posterior written by fit --models surface "
+                         f"({type(err).__name__})") from None
 
 
 def _fit_both(table, best, optimum_model: str, config, options, workers: int):

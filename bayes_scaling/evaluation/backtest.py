@@ -58,6 +58,8 @@ REFERENCE = "steplaw-formula"
 RUN_SCORE_WINDOW = 0.1
 #: Suffix of the model label of a loss-predicting kind's smooth-optimum rows.
 SMOOTH = " (smooth optimum)"
+#: Version of the fold files kept for a resume (a directory of another version starts afresh).
+FOLD_FORMAT = 2
 BEST_RUN, SMOOTH_OPTIMUM = "best grid run", "smooth optimum"
 
 
@@ -126,7 +128,8 @@ def score(cells: pd.DataFrame, test: np.ndarray, runs: pd.DataFrame, model: str,
                 "measured": meas, "median": float(p.iloc[i]["median"]), "lo": lo, "hi": hi,
                 "log_ratio": float(np.log(p.iloc[i]["median"] / meas)),
                 "covered": (lo <= meas <= hi) if has_ci else np.nan,
-                "covered_cell": (np.log(lo) <= cell[f"{col}_hi"] and np.log(hi) >= cell[f"{col}_lo"]) if has_ci else np.nan,
+                "covered_cell": (np.log(lo) <= cell[f"{col}_hi"] and np.log(hi) >= cell[f"{col}_lo"])
+                if has_ci and truth is None else np.nan,            # the measured best run's grid cell
                 "width_log": float(np.log(hi / lo)) if has_ci else np.nan,
                 "regret": loss - float(cell["loss"]), "regret_nearest": nearest, "best_loss": float(cell["loss"]),
             })
@@ -233,14 +236,14 @@ def run_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per model, over the scored held-out runs: R² of the predicted median (pooled, and within cells:
     each cell's mean removed from both), coverage and median width of the predictive interval."""
     rows = []
-    for model, g in runs[runs["scored"].astype(bool)].groupby("model"):
+    for model, g in runs[runs["scored"].eq(True)].groupby("model"):
         y, m = g["loss"].to_numpy(), g["loss_median"].to_numpy()
-        cell = g.groupby(["fold", "N", "D"])
+        cell = g.groupby(["split", "fold", "N", "D"])
         yc = y - cell["loss"].transform("mean").to_numpy()
         mc = m - cell["loss_median"].transform("mean").to_numpy()
         rows.append({"model": model, "run_r2": 1 - np.sum((y - m) ** 2) / np.sum((y - y.mean()) ** 2),
                      "run_r2_within_cell": 1 - np.sum((yc - mc) ** 2) / np.sum(yc**2),
-                     "run_coverage": g["covered"].astype(bool).mean(),
+                     "run_coverage": g["covered"].eq(True).mean(),
                      "run_width": (g["loss_hi"] - g["loss_lo"]).median(), "n_runs_scored": len(g)})
     return pd.DataFrame(rows, columns=["model", "run_r2", "run_r2_within_cell", "run_coverage", "run_width",
                                        "n_runs_scored"])
@@ -264,7 +267,7 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
     runs = sd.runs
     plan = plan_folds(best, splits, source, log)
-    done = _resume(partial, {"models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
+    done = _resume(partial, {"format": FOLD_FORMAT, "models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
                              "window": window, "slopes": slopes, "source": source, "runs": len(runs)}, log)
     todo = [k for k in range(len(plan)) if k not in done]
     smooth_truth = _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log) if todo else {}
@@ -332,9 +335,9 @@ def _resume(partial: Path | None, key: dict, log: Callable[[str], None]) -> dict
     write_json(stamp, key)
     done = {}
     for p in sorted(partial.glob("fold-[0-9][0-9][0-9].csv")):
-        run_rows = partial / f"{p.stem}-runs.csv"
-        done[int(p.stem.split("-")[1])] = (pd.read_csv(p).to_dict("records"),
-                                           _read_rows(run_rows) if run_rows.exists() else [])
+        run_rows = partial / f"{p.stem}-runs.csv"            # written first: without it the fold is not done
+        if run_rows.exists():
+            done[int(p.stem.split("-")[1])] = (pd.read_csv(p).to_dict("records"), _read_rows(run_rows))
     if done:
         log(f"  resuming: {len(done)} fold(s) already done in {partial}")
     return done

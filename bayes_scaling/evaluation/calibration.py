@@ -17,11 +17,13 @@ gives ranks uniform on {0, …, L} and 50 % / 90 % coverage.
   of the kind (``diagnostic_vars``: free and derived, a vector's k-th element as
   ``name[k]``; the raw non-centred ``z_*`` are left out) and ``pred``, the law's mean
   log q* at an extrapolation target (2× the largest N, 2× the largest D);
-* surface: a loss for every (η, B) of the table's grids in every cell, from the bowl with
-  Student-t₄ noise, censored above the window as in the real data. Its deviations from
-  exact SBC, stated: prior draws whose cell optima leave the grid are redrawn
-  (:class:`PriorDraws`, a truncated prior); the priors on L*_j and on a are centred on the
-  simulated table (its best losses and best runs), as in the real fit; the sweep covers
+* surface: a loss for every (η, B) of the table's grids in every cell, from the straight-valley
+  LINEX bowl of ``math.bowl.bowl`` (one shape for all cells) with Student-t₄ noise, censored above
+  the window as in the real data. That is *not* the fitted model's family (``surface.model``:
+  per-cell curved-valley bowls, L* on a loss law), so for the surface this is a check under a
+  misspecified bowl, not exact SBC (``benchmarks/surface_checks.py misspec`` is the fuller one).
+  Its other deviations, stated: prior draws whose cell optima leave the grid are redrawn
+  (:class:`PriorDraws`, a truncated prior); L*_j is drawn about the table's best losses; the sweep covers
   the full grid product in every cell; checked: b, c, σ and ``pred`` (:func:`checked`).
 
 :func:`coverage_table` gives each coverage a Wilson score 95 % interval and each rank
@@ -246,10 +248,11 @@ def checked(spec, posterior: xr.Dataset, design: Design, quantity: str, rng: np.
 
 def simulate_sweep(design: Design, rng: np.random.Generator, *, diverge_above: float = 1.0,
                    priors: dict[str, PriorDraws] | None = None) -> tuple[pd.DataFrame, dict[str, xr.Dataset]]:
-    """A full sweep from the surface model's prior (pooled slopes): every grid (η, B) in every cell.
+    """A full sweep (pooled slopes): every grid (η, B) in every cell.
 
     The laws come from the ``quantized`` kind's prior (the surface's law priors are the same);
-    the bowl's priors are those of ``surface.model``. Returns (run table, θ̃ of the law by
+    the bowls are straight-valley LINEX bowls (``math.bowl.bowl``) with one shape for all cells —
+    not ``surface.model``'s family (module docstring). Returns (run table, θ̃ of the law by
     quantity); see :func:`sweep_runs` for the table.
     """
     priors = priors or {q: PriorDraws("quantized", design, q, rng) for q in OPTIMA}

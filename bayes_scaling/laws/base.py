@@ -74,7 +74,22 @@ class Law:
             raise InputError(f"{source}: {err}") from None
 
     def model(self) -> pm.Model:
-        raise NotImplementedError
+        """A law with a loss (``has_loss``): log loss_i ~ StudentT(ν, mean_log_loss(x_N,i, x_D,i), σ),
+        σ ~ HalfNormal(0.1), ν ~ Gamma(2, 0.1), over its table's runs (the law's own priors are in
+        :meth:`mean_log_loss`). Laws without a loss build their own."""
+        if not self.has_loss:
+            raise NotImplementedError
+        import pymc as pm
+
+        with pm.Model(coords={"run": np.arange(len(self.table))}) as model:
+            x_N = pm.Data("x_N", np.log(self.table["N"].to_numpy()) - self.center_N, dims="run")
+            x_D = pm.Data("x_D", np.log(self.table["D"].to_numpy()) - self.center_D, dims="run")
+            log_loss = pm.Data("log_loss", np.log(self.table["loss"].to_numpy()), dims="run")
+            mu = self.mean_log_loss(x_N, x_D)
+            sigma = pm.HalfNormal("sigma", 0.1)
+            nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
+            pm.StudentT("obs", nu=nu, mu=mu, sigma=sigma, observed=log_loss, dims="run")
+        return model
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         """Named natural-scale parameters, each an array of S stacked draws."""

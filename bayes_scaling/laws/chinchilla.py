@@ -55,24 +55,10 @@ class ParametricLaw(Law):
         self.center_D = float(np.log(table["D"]).mean())
         self.center_loss = float(np.exp(np.log(table["loss"]).mean()))
 
-    def model(self):
-        """Weakly informative priors: exponents ~ Gamma(2, 4) (mean 0.5), each term ~0.4 nats at the centre."""
-        import pymc as pm
-
-        coords = {"run": np.arange(len(self.table))}
-        with pm.Model(coords=coords) as model:
-            x_N = pm.Data("x_N", np.log(self.table["N"].to_numpy()) - self.center_N, dims="run")
-            x_D = pm.Data("x_D", np.log(self.table["D"].to_numpy()) - self.center_D, dims="run")
-            log_loss = pm.Data("log_loss", np.log(self.table["loss"].to_numpy()), dims="run")
-            mu = self.mean_log_loss(x_N, x_D)
-            sigma = pm.HalfNormal("sigma", 0.1)
-            nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
-            pm.StudentT("obs", nu=nu, mu=mu, sigma=sigma, observed=log_loss, dims="run")
-        return model
-
     def mean_log_loss(self, x_N, x_D):
-        """log L = LSE(a_ref − α·x_N, b_ref − β·x_D, log E) with the priors of :meth:`model`'s docstring
-        (α, β ~ Gamma(2, 4); a_ref, b_ref ~ Normal(−1, 1.5); log E ~ Normal(0.5, 0.5)), *sampled* in the
+        """log L = LSE(a_ref − α·x_N, b_ref − β·x_D, log E) with weakly informative priors (exponents
+        α, β ~ Gamma(2, 4), mean 0.5; a_ref, b_ref ~ Normal(−1, 1.5), each term ~0.4 nats at the centre;
+        log E ~ Normal(0.5, 0.5)), *sampled* in the
         coordinates the data pin — the loss at the centre L_c = E + e^{a_ref} + e^{b_ref}, the log slopes
         g_N = log(α·e^{a_ref}), g_D = log(β·e^{b_ref}) — and 1/α, 1/β, in which E = L_c − e^{g_N}/α − e^{g_D}/β
         is linear: in (α, a_ref, log E) the posterior is a banana that NUTS crosses only in many small steps

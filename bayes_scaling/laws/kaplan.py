@@ -61,22 +61,9 @@ class KaplanLaw(Law):
         self.center_N = float(np.log(table["N"]).mean())
         self.center_D = float(np.log(table["D"]).mean())
 
-    def model(self):
-        """Weakly informative priors: exponents ~ Gamma(2, 20) (mean 0.1), p, q ~ N(1, 1)."""
-        import pymc as pm
-
-        with pm.Model(coords={"run": np.arange(len(self.table))}) as model:
-            x_N = pm.Data("x_N", np.log(self.table["N"].to_numpy()) - self.center_N, dims="run")
-            x_D = pm.Data("x_D", np.log(self.table["D"].to_numpy()) - self.center_D, dims="run")
-            y = pm.Data("log_loss", np.log(self.table["loss"].to_numpy()), dims="run")
-            mu = self.mean_log_loss(x_N, x_D)
-            sigma = pm.HalfNormal("sigma", 0.1)
-            nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
-            pm.StudentT("obs", nu=nu, mu=mu, sigma=sigma, observed=y, dims="run")
-        return model
-
     def mean_log_loss(self, x_N, x_D):
-        """log L = α_D·LSE((p − α_N·x_N)/α_D, (q − α_D·x_D)/α_D), declaring α_N, α_D, p, q."""
+        """log L = α_D·LSE((p − α_N·x_N)/α_D, (q − α_D·x_D)/α_D), declaring α_N, α_D ~ Gamma(2, 20)
+        (mean 0.1) and p, q ~ Normal(1, 1) (log L(N), log L(D) at the centre)."""
         import pymc as pm
         import pytensor.tensor as pt
 

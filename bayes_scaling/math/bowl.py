@@ -23,6 +23,7 @@ from types import ModuleType
 
 import numpy as np
 
+
 def valley_bowl(u, v, h, kappa, k1, k2, xp: ModuleType = np):
     """f(u, v) of the curved valley (module docstring). ``h`` and ``kappa`` are pairs (η, B); every
     argument broadcasts."""

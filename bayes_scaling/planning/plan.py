@@ -111,6 +111,45 @@ def make_plan(budgets, loss_fit: LawFit, optimum_fits: dict, *, flops: FlopsMode
     return Plan(budgets, draws, pd.DataFrame(rows))
 
 
+#: Columns of ``plan_surface.csv``.
+SURFACE_COLUMNS = ("compute", "run", "N", "D", "lr", "batch_size", "loss_median", "loss_lo", "loss_hi",
+                   "penalty_median", "penalty_lo", "penalty_hi", "ci_prob")
+
+
+def surface_losses(plan: Plan, surface, *, lr: float | None = None, batch_size: float | None = None,
+                   ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    """What the loss surface (a ``surface.fit.SurfaceFit``) says of each budget's planned run.
+
+    At the plan's median N*, D*, the run at the plan's median (η*, B*) ("recommended") and, given
+    ``lr`` and/or ``batch_size``, the user's run ("yours"; the other value the plan's) are drawn
+    jointly from one draw of that cell's bowl per posterior draw (``surface.predict.loss_draws``):
+
+        loss     = L* + f(log η − log η*, log B − log B*) + noise     (the predictive of a run)
+        penalty  = f(yours) − f(recommended)                          (expected loss, same draw)
+
+    so the penalty of a mis-set learning rate carries the bowl's and the cell optimum's uncertainty.
+    """
+    from bayes_scaling.surface.predict import loss_draws
+
+    rows = []
+    for C, d in plan.draws.items():
+        N, D = float(np.median(d["N_opt"])), float(np.median(d["D_opt"]))
+        rec = (float(np.median(d["lr"])), float(np.median(d["batch_size"])))
+        runs = {"recommended": rec}
+        if lr is not None or batch_size is not None:
+            runs["yours"] = (lr if lr is not None else rec[0], batch_size if batch_size is not None else rec[1])
+        lrs = np.array([v[0] for v in runs.values()])
+        bs = np.array([v[1] for v in runs.values()])
+        n = np.full(lrs.size, N)
+        loss = loss_draws(surface, n, np.full(lrs.size, D), bs, lrs, seed=seed)
+        mean = loss_draws(surface, n, np.full(lrs.size, D), bs, lrs, seed=seed, noise=False)   # same cell draws
+        for k, (name, (eta, b)) in enumerate(runs.items()):
+            med, lo, hi = quantiles(loss[:, k], ci_prob)
+            pen = quantiles(mean[:, k] - mean[:, 0], ci_prob)
+            rows.append(dict(zip(SURFACE_COLUMNS, (C, name, N, D, eta, b, med, lo, hi, *pen, ci_prob))))
+    return pd.DataFrame(rows, columns=list(SURFACE_COLUMNS))
+
+
 def references(C: float) -> dict[str, tuple[float, str]]:
     """Published rules at budget C: 20 tokens/param (Chinchilla) and DeepSeek's η, B."""
     rule_N = np.sqrt(C / flop_formulas.six_n(TOKENS_PER_PARAM_RULE))

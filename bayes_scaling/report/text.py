@@ -117,6 +117,19 @@ def plan_text(plan, ci_prob: float, table: pd.DataFrame, flops) -> str:
     return "\n".join(lines)
 
 
+def plan_surface_text(table: pd.DataFrame, source: str) -> str:
+    """The loss surface's word on each planned run: its loss, and the penalty of the user's own choice."""
+    lines = [f"\nloss of the planned run (surface {source}; median [{table['ci_prob'].iloc[0]:.0%} interval]):"]
+    for C, group in table.groupby("compute", sort=False):
+        lines.append(f"C = {C:.3g} FLOPs, N = {group['N'].iloc[0]:.3g}, D = {group['D'].iloc[0]:.3g}")
+        for r in group.itertuples():
+            pen = "" if r.run == "recommended" else (f"   penalty {r.penalty_median:+.4f} nats "
+                                                     f"[{r.penalty_lo:+.4f}, {r.penalty_hi:+.4f}]")
+            lines.append(f"  {r.run:<12} lr {r.lr:.3g}, B {r.batch_size:,.0f} tokens: loss {r.loss_median:.4f} "
+                         f"[{r.loss_lo:.4f}, {r.loss_hi:.4f}]{pen}")
+    return "\n".join(lines)
+
+
 def ranking_text(rank: pd.DataFrame, ci_prob: float) -> str:
     """A backtest's ranking table (one row per model)."""
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):

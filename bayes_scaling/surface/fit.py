@@ -4,7 +4,7 @@
     sf.predict_loss(planned)                              # the loss of any run (N, D, B, lr), with intervals
     fits = sf.as_optimum_fits()                           # {"lr": OptimumFit, "batch_size": OptimumFit}
     fits["lr"].predict([4e9], [1e11])                     # the smooth optimum of a cell, law and scatter
-    sf.best_run(4e9, 1e11, B=grid_B, lr=grid_lr)          # the best run a sweep of that grid would find
+    sf.best_run(4e9, 1e11, B=Bs, lr=lrs)                  # the best run a sweep of runs (Bs[k], lrs[k]) would find
 
 The model (``surface.model``): loss_i ~ StudentT₄(L*_j + f_j(log η_i − log η*_j, log B_i − log B*_j), s_i),
 censored above a window of ``surface.data.WINDOW`` nats over the cell's best loss, with a curved,
@@ -158,7 +158,7 @@ class SurfaceFit:
     def write_artifacts(self, stage, *, ci_prob: float, predict_runs: pd.DataFrame | None = None) -> None:
         """The surface's own tables: ``surface_cells.csv`` (each cell's optimum beside its best run)
         and, given ``predict_runs`` (``inputs.runtable.read_planned_runs``), ``run_predictions.csv``
-        (its columns N, D, B, lr [, run_id], then RUN_PREDICTION_COLUMNS)."""
+        (its columns [run_id,] N, D, B, lr, then RUN_PREDICTION_COLUMNS)."""
         from bayes_scaling.io import write_csv
 
         write_csv(stage / "surface_cells.csv", self.cell_optima(ci_prob=ci_prob))

@@ -21,7 +21,7 @@ bowl well, and the non-centred form (θ = μ + τ·z) mixed worse. γ is the mis
 family: a run far up the bowl is fitted less tightly than one at its bottom.
 
 The minimum loss follows a loss law (``laws``: ``chinchilla`` by default, L = E + A/N^α + B/D^β;
-any registered law that ``has_loss``), its parameters in the ``loss_law::`` namespace:
+any registered law that ``has_loss``, in the library: ``fit_surface(..., law=NAME)``), its parameters in the ``loss_law::`` namespace:
 
     L*_j ~ Normal(L_law(N_j, D_j), σ_L*)
 

@@ -97,6 +97,8 @@ def loss_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0, noise: bool = True
     """(S, n) posterior-predictive draws of the final loss of runs (N, D, B, lr); runs of one (N, D)
     share their cell's draw. ``noise=False``: the mean loss L* + f."""
     N, D, B, lr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (N, D, B, lr))
+    if not N.size == D.size == B.size == lr.size:
+        raise ValueError(f"one value of N, D, B, lr per run: got {N.size}, {D.size}, {B.size}, {lr.size}")
     rng = np.random.default_rng(seed)
     keys, cell = np.unique(np.column_stack([N, D]), axis=0, return_inverse=True)
     cd = cell_draws(sf, keys[:, 0], keys[:, 1], rng)
@@ -105,8 +107,9 @@ def loss_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0, noise: bool = True
 
 
 def best_run_draws(sf: SurfaceFit, N: float, D: float, B, lr, *, seed: int = 0) -> np.ndarray:
-    """(S, 2) draws of log η and log B of the best run a sweep of configurations (B, lr) in cell
-    (N, D) would find: the argmin of one joint predictive draw of the sweep's losses."""
+    """(S, 2) draws of log η and log B of the best run a sweep of configurations in cell (N, D) would
+    find — run k at (B[k], lr[k]), paired, not a grid — the argmin of one joint predictive draw of the
+    sweep's losses."""
     B, lr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (B, lr))
     losses = loss_draws(sf, np.full(B.size, N), np.full(B.size, D), B, lr, seed=seed)
     k = losses.argmin(axis=1)
