@@ -194,7 +194,8 @@ def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_p
     assert res.returncode == 0, res.stderr[-2000:]
     table = pd.read_csv(out / "run_predictions.csv")
     assert table["run_id"].tolist() == ["p1", "p2"]
-    measured = runs[(runs["N"] == 2e8) & (runs["D"] == 8e9) & (runs["B"] == 2.0**18) & (runs["lr"] == 2.0**-9)]
+    measured = runs[(runs["N"] == 2e8) & (runs["D"] == 8e9) & np.isclose(runs["B"], 2.0**18) & np.isclose(runs["lr"], 2.0**-9)]
+    assert len(measured) == 1
     assert abs(table.loc[0, "loss_median"] - measured["loss"].iloc[0]) < 0.02      # a fitted cell's own run
     assert (table["loss_hi"] - table["loss_lo"]).iloc[1] > (table["loss_hi"] - table["loss_lo"]).iloc[0]  # new cell
 
