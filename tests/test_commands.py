@@ -134,3 +134,27 @@ def test_target_parsing_and_data_labels():
     assert common.parse_targets(["1e9,2e10", "3e9,4e10"], "x") == [(1e9, 2e10), (3e9, 4e10)]
     assert common.data_label("porian:dataset=owt2") == "porian"
     assert common.data_label("/some/where/runs.csv") == "runs"
+
+
+def test_a_ctrl_c_that_nutpie_swallows_still_interrupts(monkeypatch):
+    """nutpie answers Ctrl-C by returning the draws made so far; ``sample`` turns that short trace
+    back into KeyboardInterrupt (so the command exits 130 and writes nothing) and lets a full one through."""
+    import numpy as np
+    import nutpie
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_scaling.inference.sampling import sample
+
+    def fake(draws):
+        tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"a": (("chain", "draw"), np.zeros((2, draws)))})})
+        return lambda *args, **kwargs: tree
+
+    with pm.Model() as model:
+        pm.Normal("a")
+    config = SamplerConfig(draws=10, chains=2)
+    monkeypatch.setattr(nutpie, "sample", fake(3))
+    with pytest.raises(KeyboardInterrupt):
+        sample(model, config, compiled=object(), log_likelihood=False)
+    monkeypatch.setattr(nutpie, "sample", fake(10))
+    assert sample(model, config, compiled=object(), log_likelihood=False)["posterior"].sizes["draw"] == 10

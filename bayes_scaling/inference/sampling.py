@@ -19,6 +19,7 @@ import xarray as xr
 
 from bayes_scaling.inference.config import SamplerConfig
 
+
 def compile_model(model: pm.Model, config: SamplerConfig) -> object | None:
     """Compile ``model`` for nutpie (reusable through ``with_data``); None for PyMC."""
     if config.sampler != "nutpie":
@@ -80,6 +81,9 @@ def sample(
             progress_bar=False,
             save_warmup=False,
         )
+        if idata["posterior"].sizes.get("draw", 0) < config.draws:
+            # nutpie catches Ctrl-C itself and returns the draws made so far: a short trace is an interrupt
+            raise KeyboardInterrupt
     else:
         with model, _quiet():
             idata = pm.sample(
