@@ -108,9 +108,14 @@ def test_default_output_directory_is_command_data_and_utc_time(tmp_path):
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    import signal
+
+    # as a shell starts it: Ctrl-C at its default (a pytest-xdist worker ignores SIGINT, and a child
+    # would inherit that and never see the interrupt)
     proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.fit", "--models", "quantized", "--no-plots",
                              "--out", str(tmp_path / "o")], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().startswith("bayes-scaling:")      # past validation, into the work
     line = ""
     while "fitted quantized" not in line:                           # one fit done: the next is sampling
