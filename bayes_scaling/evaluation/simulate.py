@@ -45,8 +45,10 @@ def simulate_best_runs(
     lr_grid: Grid,
     batch_grid: Grid,
     seed: int = 0,
+    rho: float = 0.0,
 ) -> tuple[BestRuns, pd.DataFrame]:
-    """A BestRuns table on sizes × tokens (tokens may be (len(sizes), k) per size).
+    """A BestRuns table on sizes × tokens (tokens may be (len(sizes), k) per size); ``rho`` correlates
+    the two laws' cell scatter ε (corr(ε_lr, ε_B) = ρ, the ``joint`` kind's truth).
 
     Returns the table and the latent truth per cell (columns N, D, lr_star, B_star, c_lr, c_B).
     """
@@ -60,12 +62,18 @@ def simulate_best_runs(
     group = np.repeat(np.arange(sizes.size), tokens.shape[1])
     rows = {"run_id": [f"sim-{i}" for i in range(N.size)], "N": N, "D": D, "loss": np.nan, "status": "ok", "n_runs": 1}
     truth = {"N": N, "D": D}
+    eps_lr = None
     for law, col, grid in ((lr_law, "lr", lr_grid), (batch_law, "B", batch_grid)):
         slopes = law.c + law.tau_c * rng.standard_normal(sizes.size)
         x_N = np.log(N) - np.log(N).mean()
         x_D = np.log(D) - np.log(D).mean()  # per-N slopes pivot about the table's centre, as in the model
+        eps = rng.standard_normal(N.size)
+        if eps_lr is None:
+            eps_lr = eps
+        else:                     # the batch's scatter, correlated with the lr's: ρ·ε_lr + √(1 − ρ²)·ε
+            eps = rho * eps_lr + np.sqrt(1.0 - rho**2) * eps
         z = (law.intercept + law.b * np.log(N) + law.c * np.log(D) + (slopes[group] - law.c) * x_D
-             + law.d * x_N * x_D + law.e * x_N**2 + law.f * x_D**2 + law.sigma * rng.standard_normal(N.size))
+             + law.d * x_N * x_D + law.e * x_N**2 + law.f * x_D**2 + law.sigma * eps)
         log_grid = np.log(grid.values)
         k = np.abs(z[:, None] - log_grid[None, :]).argmin(axis=1)
         bounds = np.array([grid.log_bounds(grid.values[j]) for j in k])

@@ -343,8 +343,9 @@ class BestRuns:
         """Sorted distinct model sizes."""
         return np.sort(self.frame["N"].unique())
 
-    def quantity(self, name: str) -> QuantityData:
-        """Arrays a model builder needs for one quantity ("lr" or "batch_size")."""
+    def quantity(self, name: str, *, partner: bool = True) -> QuantityData:
+        """Arrays a model builder needs for one quantity ("lr" or "batch_size"), with the other
+        quantity's cells as its ``partner`` (for the joint law of both optima)."""
         col = QUANTITIES[name]
         f = self.frame
         levels = self.n_levels
@@ -359,6 +360,7 @@ class BestRuns:
             n_levels=levels,
             cell=[f"N={n:.3g},D={d:.3g}" for n, d in zip(f["N"], f["D"])],
             sigma_sel=(self.sigma_sel or {}).get(name, SELECTION_JITTER),
+            partner=self.quantity(next(q for q in QUANTITIES if q != name), partner=False) if partner else None,
         )
 
 
@@ -377,6 +379,8 @@ class QuantityData:
     cell: list[str]
     #: selection jitter of the best values (log units): SELECTION_JITTER, or estimated from full sweeps
     sigma_sel: float = SELECTION_JITTER
+    #: the other optimum's observations of the same cells, in the same order (None: not known)
+    partner: QuantityData | None = None
 
     def subset(self, keep: np.ndarray) -> QuantityData:
         """The observations selected by a boolean mask (N levels are kept whole)."""
@@ -392,6 +396,7 @@ class QuantityData:
             n_levels=self.n_levels,
             cell=[c for c, k in zip(self.cell, keep) if k],
             sigma_sel=self.sigma_sel,
+            partner=self.partner.subset(keep) if self.partner is not None else None,
         )
 
 
@@ -413,7 +418,16 @@ class QuantityData:
             n_levels=levels,
             cell=list(self.cell) + list(cell),
             sigma_sel=self.sigma_sel,
+            partner=self._partner_unobserved(log_N, log_D, cell),
         )
+
+    def _partner_unobserved(self, log_N, log_D, cell: list[str]) -> QuantityData | None:
+        """The partner with the new cells added as unobserved (an open cell (−∞, ∞) says nothing)."""
+        if self.partner is None:
+            return None
+        n = len(cell)
+        return self.partner.with_cells(log_N[-n:], log_D, np.full(n, np.nan), np.full(n, -np.inf),
+                                       np.full(n, np.inf), cell)
 
 
 def best_runs(

@@ -84,14 +84,26 @@ class OptimumFit:
         This is how another posterior (e.g. a loss law's compute-optimal N*, D*) is
         propagated draw by draw rather than by plugging in its median.
         """
+        N, D, sub = self._paired_posterior(N, D)
+        return np.exp(self.spec.predictive(sub, self.centers, self.n_levels, np.log(N), np.log(D),
+                                           rng=rng, noise=True, paired=True))
+
+    def sample_pair(self, N, D, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`sample_paired`, for a kind that fits both optima together (``spec.couples``): one
+        joint draw (this optimum, the other) per (N[s], D[s]), the other drawn given this one."""
+        N, D, sub = self._paired_posterior(N, D)
+        own, other = self.spec.pair_draws(sub, self.centers, self.n_levels, np.log(N), np.log(D), rng=rng, paired=True)
+        return np.exp(own), np.exp(other)
+
+    def _paired_posterior(self, N, D) -> tuple[np.ndarray, np.ndarray, xr.Dataset]:
+        """(N, D, posterior) with posterior draw s mod S as the s-th of N.size draws."""
         N = np.atleast_1d(np.asarray(N, dtype=float))
         D = np.atleast_1d(np.asarray(D, dtype=float))
         post = self.posterior.stack(sample=("chain", "draw"))
         pick = np.arange(N.size) % post.sizes["sample"]
         sub = (post.isel(sample=pick).drop_vars(["sample", "chain", "draw"])
                .rename(sample="draw").expand_dims("chain").transpose("chain", "draw", ...))
-        return np.exp(self.spec.predictive(sub, self.centers, self.n_levels, np.log(N), np.log(D),
-                                           rng=rng, noise=True, paired=True))
+        return N, D, sub
 
     def coefficient_draws(self) -> dict[str, np.ndarray]:
         """Draws of the law on the raw log scale (intercept, b_N, c_D, σ, and the kind's extras)."""
@@ -111,7 +123,8 @@ class OptimumFit:
         tree = self.idata.copy()
         tree.attrs["bayes_scaling"] = json.dumps({
             "model": self.model, "spec": self.spec.name, "quantity": self.quantity,
-            "centers": [self.centers.log_N, self.centers.log_D, self.centers.y, self.centers.sigma_sel],
+            "centers": [self.centers.log_N, self.centers.log_D, self.centers.y, self.centers.sigma_sel,
+                        self.centers.pair_y, self.centers.pair_sigma_sel],
             "n_levels": [float(n) for n in self.n_levels],
             "diagnostics": self.diagnostics.as_dict() if self.diagnostics else None,
             "meta": self.meta,

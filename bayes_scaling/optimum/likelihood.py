@@ -16,6 +16,7 @@ from __future__ import annotations
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayes_scaling.math.bivariate import Ops, pair_logp
 from bayes_scaling.math.student_t import t4_interval_logp, t4_logsf
 
 
@@ -50,3 +51,20 @@ def t4_interval_logp_pt(value: pt.TensorVariable, mu: pt.TensorVariable, sigma: 
     upper_open = t4_logsf(a, xp=pt)          # P(T > a)
     lower_open = t4_logsf(-b, xp=pt)         # P(T < b)
     return pt.switch(has_lo & has_hi, both, pt.switch(has_hi, lower_open, pt.switch(has_lo, upper_open, 0.0)))
+
+
+def _max_logsumexp(v):
+    top = pt.max(v, axis=-1, keepdims=True)
+    return top[..., 0] + pt.log(pt.sum(pt.exp(v - top), axis=-1))
+
+
+#: ``math.bivariate``'s array functions in PyTensor: Φ via erfc, Φ⁻¹ via erfcinv (both with gradients)
+PYTENSOR = Ops(pt.switch, pt.isfinite, pt.clip, pt.sqrt, lambda x: 0.5 * pt.erfc(-x / 2.0**0.5),
+               lambda p: -(2.0**0.5) * pt.erfcinv(2.0 * p), _max_logsumexp, pt.shape_padright,
+               lambda mu, sigma, lo, hi: interval_logp_pt(mu, mu, sigma, lo, hi))
+
+
+def pair_logp_pt(value: pt.TensorVariable, mu1, s1, lo1, hi1, mu2, s2, lo2, hi2, r) -> pt.TensorVariable:
+    """log P(lo₁ < z₁ < hi₁, lo₂ < z₂ < hi₂), (z₁, z₂) Normal with means μ, scales s, correlation r
+    (``math.bivariate.pair_logp``; ``value`` only fixes the shape)."""
+    return pair_logp(mu1 + 0.0 * value, s1, lo1, hi1, mu2, s2, lo2, hi2, r, PYTENSOR)

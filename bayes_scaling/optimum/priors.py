@@ -6,6 +6,7 @@ reads and writes itself as text (``--prior tau_c=lognormal(log(0.03),0.75)``).
     Gamma(alpha, beta)     density ∝ x^(α−1) e^(−βx), mean α/β
     LogNormal(mu, sigma)   log x ~ Normal(μ, σ)
     StudentT(nu, mu, sigma)
+    LKJ(eta)               a correlation ρ ∈ (−1, 1): the 2 × 2 LKJ, density ∝ (1 − ρ²)^(η−1)
 
 A spec declares its priors by parameter name (``OptimumSpec.priors``); ``ModelOptions.priors``
 replaces any of them for a fit, so a prior is a result to report, not a constant in the code.
@@ -125,7 +126,39 @@ class StudentT(Prior):
         return stats.t(self.nu, self.mu, self.sigma)
 
 
-FAMILIES = {cls.__name__.lower(): cls for cls in (Normal, HalfNormal, Gamma, LogNormal, StudentT)}
+@dataclass(frozen=True)
+class LKJ(Prior):
+    """The LKJ(η) prior of a 2 × 2 correlation matrix, on its one correlation ρ: (ρ + 1)/2 ~ Beta(η, η)
+    (η = 1 uniform, larger η pulls ρ towards 0)."""
+
+    eta: float = 2.0
+
+    def rv(self, name: str, shift=None, **kwargs):
+        import pymc as pm
+        import pytensor.tensor as pt
+        from pymc.distributions.transforms import Interval
+
+        eta, log_norm = self.eta, self._log_norm()
+
+        def random(eta, rng=None, size=None):
+            return 2.0 * rng.beta(eta, eta, size=size) - 1.0
+
+        return pm.CustomDist(name, eta, logp=lambda v, e: (e - 1.0) * pt.log1p(-v**2) - log_norm, random=random,
+                             transform=Interval(-1.0, 1.0), **kwargs)
+
+    def _log_norm(self) -> float:
+        from scipy.special import betaln
+
+        return (2.0 * self.eta - 1.0) * math.log(2.0) + float(betaln(self.eta, self.eta))
+
+    def _logpdf(self, stats, x):
+        return (self.eta - 1.0) * np.log1p(-x**2) - self._log_norm()
+
+    def _frozen(self, stats):
+        return stats.beta(self.eta, self.eta, loc=-1.0, scale=2.0)
+
+
+FAMILIES = {cls.__name__.lower(): cls for cls in (Normal, HalfNormal, Gamma, LogNormal, StudentT, LKJ)}
 _NUMBER = {"log": math.log, "exp": math.exp, "sqrt": math.sqrt}
 
 
@@ -155,7 +188,7 @@ def parse_prior(text: str) -> tuple[str, Prior]:
     if len(args) != len(names):
         raise InputError(f"{where}: {match[1]} takes {len(names)} argument(s) ({', '.join(names)}), got {len(args)}")
     prior = family(*args)
-    scale = [v for k, v in prior._params().items() if k in ("sigma", "alpha", "beta", "nu")]
+    scale = [v for k, v in prior._params().items() if k in ("sigma", "alpha", "beta", "nu", "eta")]
     if any(not (v > 0 and math.isfinite(v)) for v in scale):
         raise InputError(f"{where}: scale and shape parameters must be positive")
     return name, prior

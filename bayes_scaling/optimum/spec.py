@@ -74,17 +74,22 @@ REFIT_TUNE = 300
 @dataclass(frozen=True)
 class Centers:
     """The constants of a table a law is fitted on: m_N, m_D (log-means of the cells' N and D), ȳ (the
-    log-mean optimum) and σ_sel, the selection jitter of its best runs (``inputs.runtable``)."""
+    log-mean optimum) and σ_sel, the selection jitter of its best runs (``inputs.runtable``); and the
+    same two of the other optimum (its ``partner``), which the joint law of both uses."""
 
     log_N: float
     log_D: float
     y: float
     sigma_sel: float = SIGMA_FLOOR
+    pair_y: float = float("nan")
+    pair_sigma_sel: float = SIGMA_FLOOR
 
     @classmethod
     def of(cls, data: QuantityData) -> Centers:
+        pair = data.partner
         return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)),
-                   float(data.sigma_sel))
+                   float(data.sigma_sel), float(np.nanmean(pair.y)) if pair is not None else float("nan"),
+                   float(pair.sigma_sel) if pair is not None else SIGMA_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,8 @@ class OptimumSpec:
     bayesian: ClassVar[bool] = True
     #: fitted per optimum to each cell's best run (``catalog``: run-level kinds say "runs")
     level: ClassVar[str] = "best-runs"
+    #: fits both optima together and draws them jointly (``pair_draws``): the ``joint`` kind
+    couples: ClassVar[bool] = False
     #: predicts the loss of a run (``--predict-runs``): only run-level kinds do (``surface.kind``)
     predicts_loss: ClassVar[bool] = False
     #: which fitted kind the fan and PPC plots show: the highest

@@ -5,6 +5,9 @@ For every posterior draw s of the loss law L_s(N, D) = E + A/N^α + B/D^β:
     N*_s = argmin_N L_s(N, C/M(N)),  D*_s = C/M(N*_s)      (capped at --max-N)
     η_s ~ p(η* | N*_s, D*_s),        B_s ~ p(B* | N*_s, D*_s)  (η*/B* posterior predictive)
 
+each optimum from its own law, or — with the ``joint`` kind, whose laws share a correlation ρ — the
+pair (η_s, B_s) from their joint predictive, B given η.
+
 with M(N) = 6N FLOPs/token (``6ND``) or DeepSeek's M = 72·L·d² + 12·L·d·l_seq (``deepseek``,
 the shape L, d from d = aspect·L and N = 12·L·d²). The
 uncertainty is carried draw by draw; nothing is plugged in at a median. The FLOP formulas
@@ -99,8 +102,7 @@ def make_plan(budgets, loss_fit: LawFit, optimum_fits: dict, *, flops: FlopsMode
     draws, rows = {}, []
     for t, C in enumerate(budgets):
         d = {"N_opt": N[:, t], "D_opt": D[:, t], "tokens_per_param": D[:, t] / N[:, t], "loss": L[:, t],
-             "lr": optimum_fits["lr"].sample_paired(N[:, t], D[:, t], rng),
-             "batch_size": optimum_fits["batch_size"].sample_paired(N[:, t], D[:, t], rng)}
+             **optimum_draws(optimum_fits, N[:, t], D[:, t], rng)}
         draws[float(C)] = d
         refs = references(C)
         for q in QUANTITIES:
@@ -109,6 +111,16 @@ def make_plan(budgets, loss_fit: LawFit, optimum_fits: dict, *, flops: FlopsMode
             rows.append({"compute": C, "quantity": q, "median": med, "lo": lo, "hi": hi, "ci_prob": ci_prob,
                          "reference": ref, "reference_source": source})
     return Plan(budgets, draws, pd.DataFrame(rows))
+
+
+def optimum_draws(optimum_fits: dict, N: np.ndarray, D: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One draw of the lr and the batch size per planned (N[s], D[s]): jointly — B given η, draw by draw —
+    when the lr law was fitted with the batch law (``joint``), else each from its own law."""
+    lr_fit = optimum_fits["lr"]
+    if lr_fit.spec.couples:
+        lr, batch = lr_fit.sample_pair(N, D, rng)
+        return {"lr": lr, "batch_size": batch}
+    return {"lr": lr_fit.sample_paired(N, D, rng), "batch_size": optimum_fits["batch_size"].sample_paired(N, D, rng)}
 
 
 #: Columns of ``plan_surface.csv``.
