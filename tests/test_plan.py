@@ -21,6 +21,8 @@ BUDGETS = np.array([1e21, 1e23])
 class PowerLawOptimum:
     """Stand-in for an OptimumFit: q*(N, D) = k·N^b·D^c, no noise — so propagation is checkable."""
 
+    couples = False             # each optimum drawn from its own law
+
     def __init__(self, k: float, b: float, c: float) -> None:
         self.k, self.b, self.c = k, b, c
 

@@ -59,6 +59,11 @@ class OptimumFit:
     def bayesian(self) -> bool:
         return self.spec.bayesian
 
+    @property
+    def couples(self) -> bool:
+        """Fitted together with the other optimum (draw both with :meth:`sample_pair`)."""
+        return self.spec.couples
+
     def log_draws(self, N, D, *, seed: int = 0, noise: bool = True) -> np.ndarray:
         """Draws (S, T) of log q* at targets (N, D); ``noise=False``: the law's mean."""
         log_N = np.log(np.atleast_1d(np.asarray(N, dtype=float)))

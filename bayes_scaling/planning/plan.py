@@ -117,7 +117,7 @@ def optimum_draws(optimum_fits: dict, N: np.ndarray, D: np.ndarray, rng: np.rand
     """One draw of the lr and the batch size per planned (N[s], D[s]): jointly — B given η, draw by draw —
     when the lr law was fitted with the batch law (``joint``), else each from its own law."""
     lr_fit = optimum_fits["lr"]
-    if lr_fit.spec.couples:
+    if lr_fit.couples:
         lr, batch = lr_fit.sample_pair(N, D, rng)
         return {"lr": lr, "batch_size": batch}
     return {"lr": lr_fit.sample_paired(N, D, rng), "batch_size": optimum_fits["batch_size"].sample_paired(N, D, rng)}
