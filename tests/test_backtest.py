@@ -198,3 +198,20 @@ def test_a_resume_keeps_whole_folds_only_and_their_run_losses(tmp_path):
     assert done[0][1] == [{"model": "surface", "loss": 3.1, "scored": True}] and done[2][1] == []
     assert backtest._resume(partial, {**key, "format": 1}, lambda _: None) == {}      # an older format: afresh
     assert not list(partial.glob("fold-*"))
+
+
+def test_the_all_cells_fit_is_kept_for_a_resume(tmp_path):
+    """The smooth optima of the all-cells fit are computed once per folder and read back as they were."""
+    from bayes_scaling.evaluation import backtest
+
+    calls = []
+    truth = {"surface": {"lr": np.array([-6.1, -5.2]), "batch_size": np.array([13.0, 13.5])}}
+    partial = tmp_path / "folds"
+    partial.mkdir()
+    first = backtest._kept(partial, lambda: calls.append(1) or truth)
+    again = backtest._kept(partial, lambda: calls.append(1) or truth)
+    assert calls == [1] and (partial / backtest.SMOOTH_TRUTH).exists()
+    for out in (first, again):
+        np.testing.assert_array_equal(out["surface"]["lr"], truth["surface"]["lr"])
+        np.testing.assert_array_equal(out["surface"]["batch_size"], truth["surface"]["batch_size"])
+    assert backtest._kept(None, lambda: calls.append(1) or truth) is truth and calls == [1, 1]

@@ -134,3 +134,10 @@ def test_planner_flops_are_the_models_flops():
         hand = 72 * n_layer * cfg.n_embd**2 + 12 * n_layer * cfg.n_embd * seq_len
         assert planner == pytest.approx(hand, rel=1e-12)
     assert FlopsModel("6ND").per_token(np.array([1e9]))[0] == 6e9
+
+
+def test_the_commands_offer_the_flops_models_the_planner_knows():
+    from bayes_scaling.cli import common
+    from bayes_scaling.planning import plan
+
+    assert common.FLOPS_MODELS == plan.FLOPS_MODELS

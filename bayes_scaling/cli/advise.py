@@ -21,7 +21,6 @@ DEFAULT_DATA = "blog-partII"
 DEFAULT_TARGET = "4e9,1e11"
 DEFAULT_MODEL = "hierarchical"
 QUANTITIES = ("lr", "batch_size")
-FLOPS_MODELS = ("6ND", "deepseek")
 #: Sampler settings of the exact refits that check degenerate importance weights.
 REFIT_DRAWS = 500
 REFIT_CHAINS = 2
@@ -55,10 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--candidates", type=Path, metavar="FILE",
                    help="candidate sweeps, a .toml ([[candidate]] N, D, lr, batch_tokens, runs) or .csv; default: "
                         "more D at every size, larger sizes, re-sweeps of off-grid optima")
-    g.add_argument("--flops-model", choices=FLOPS_MODELS, default="6ND",
-                   help="a run costs 6*N*D (default) or DeepSeek's M*D, M = 72*L*d^2 + 12*L*d*seq_len")
-    g.add_argument("--run-seq-len", type=int, default=4096, help="sequence length for --flops-model deepseek (default 4096)")
-    g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
+    common.flops_options(g, cost="a run costs")
     g.add_argument("--sims", type=int, default=DEFAULT_SIMS,
                    help=f"simulated outcomes per candidate (default {DEFAULT_SIMS})")
     g.add_argument("--sweep-spec", type=Path, metavar="TOML",
@@ -85,8 +81,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise InputError(f"--budget {args.budget:g}: must be a positive number of FLOPs")
     if args.sims < 10:
         raise InputError(f"--sims {args.sims}: need at least 10 simulated outcomes per candidate")
-    if args.run_seq_len < 0 or not args.aspect > 0:
-        raise InputError(f"--run-seq-len must be >= 0 and --aspect > 0, got {args.run_seq_len} and {args.aspect}")
+    flops_model = common.flops_model_of(args)
     models = _models(args.models)
     options = common.model_options_of(args, models)
     targets = common.parse_targets(args.target, DEFAULT_TARGET)
@@ -101,12 +96,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bayes_scaling.inputs.runtable import best_runs, check_design
     from bayes_scaling.planning import advise as adv
-    from bayes_scaling.planning.plan import FlopsModel
 
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
     adv.check_targets(targets, best.frame)
-    flops_model = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     shape = adv.sweep_shape(loaded.runs, {"lr": loaded.lr_grid, "batch_size": loaded.batch_grid})
     if specs is not None:
         cheapest = min(s.runs or shape.runs for s in specs)   # the budget check needs no fit when it can

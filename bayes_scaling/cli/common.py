@@ -97,6 +97,28 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_
         g.add_argument("--max-refits", type=int, default=refits_default, help=f"{refits_help} (default {refits_default})")
 
 
+#: ``planning.plan.FLOPS_MODELS``, repeated so a command's --help imports no NumPy (tests/test_commands.py)
+FLOPS_MODELS = ("6ND", "deepseek")
+
+
+def flops_options(g, *, cost: str) -> None:
+    """--flops-model / --run-seq-len / --aspect on group ``g``: how a run of N params on D tokens is
+    priced (``cost`` says what is priced, e.g. "a run costs")."""
+    g.add_argument("--flops-model", choices=FLOPS_MODELS, default="6ND",
+                   help=f"{cost} 6*N*D (default) or DeepSeek's M*D, M = 72*L*d^2 + 12*L*d*seq_len")
+    g.add_argument("--run-seq-len", type=int, default=4096, help="sequence length for --flops-model deepseek (default 4096)")
+    g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
+
+
+def flops_model_of(args: argparse.Namespace):
+    """The ``planning.plan.FlopsModel`` of :func:`flops_options` (one-line error on a bad shape)."""
+    if args.run_seq_len < 0 or not args.aspect > 0:
+        raise InputError(f"--run-seq-len must be >= 0 and --aspect > 0, got {args.run_seq_len} and {args.aspect}")
+    from bayes_scaling.planning.plan import FlopsModel
+
+    return FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
+
+
 def output_options(p: argparse.ArgumentParser, command: str) -> None:
     g = group(p, "output")
     g.add_argument("--out", type=Path, help=f"output directory (default runs/{command}-<data>-<UTC time>/)")

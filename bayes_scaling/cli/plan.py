@@ -18,7 +18,6 @@ from bayes_scaling.cli import common
 from bayes_scaling.errors import ArgumentParser, InputError, guarded
 from bayes_scaling.inference.config import SamplerConfig
 
-FLOPS_MODELS = ("6ND", "deepseek")
 ARTIFACTS = ("plan.csv", "plan_draws.csv", "plan_surface.csv", "plan.png")
 DEFAULT_DATA = "blog-partII"
 
@@ -42,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compute", type=float, action="append", required=True, metavar="FLOPS",
                    help="training budget in FLOPs (repeatable), e.g. 1e21")
     g.add_argument("--max-N", type=float, default=None, help="largest model you can train (parameters); caps N*")
-    g.add_argument("--flops-model", choices=FLOPS_MODELS, default="6ND",
-                   help="C = 6*N*D (default) or DeepSeek's C = M*D, M = 72*L*d^2 + 12*L*d*seq_len")
-    g.add_argument("--run-seq-len", type=int, default=4096,
-                   help="sequence length of the planned run, for --flops-model deepseek (default 4096)")
-    g.add_argument("--aspect", type=float, default=128.0, help="d_model / n_layer for --flops-model deepseek (default 128)")
+    common.flops_options(g, cost="C =")
     common.data_options(p, default=DEFAULT_DATA,
                         help=f"run table for the lr / batch-size laws: bundled name or path (default {DEFAULT_DATA})")
     common.group(p, "data").add_argument("--optimum-data", dest="data", help="the same as --data")
@@ -78,8 +73,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     ci_prob = common.check_ci_prob(args.ci_prob)
     common.check_workers(args.workers)
     config = SamplerConfig.from_args(args)
-    if args.run_seq_len < 0 or not args.aspect > 0:
-        raise InputError(f"--run-seq-len must be >= 0 and --aspect > 0, got {args.run_seq_len} and {args.aspect}")
+    flops = common.flops_model_of(args)
     kinds = catalog.kinds()
     if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
         best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
@@ -89,7 +83,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
 
     from bayes_scaling.inputs.loss_tables import load_loss_table
-    from bayes_scaling.planning.plan import FlopsModel, check_budgets, draws_frame, make_plan, plan_grid
+    from bayes_scaling.planning.plan import check_budgets, draws_frame, make_plan, plan_grid
 
     table, source, loss_sha = load_loss_table(args.loss_law_data)
     check_budgets(args.compute, table, args.max_N, source)
@@ -103,7 +97,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     progress.note(f"  fitting the loss law (chinchilla, {source}) and the lr / batch-size laws ({args.optimum_model}, "
                   f"{loaded.source}); {min(args.workers, 2)} process(es)")
     loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers)
-    flops = FlopsModel(args.flops_model, args.run_seq_len, args.aspect)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
     if surface is not None:

@@ -163,6 +163,8 @@ def plan_folds(best: pd.DataFrame, splits: tuple[str, ...], source: str, log: Ca
     return out
 
 
+#: What ``_kept`` names the all-cells fits' smooth optima in a ``partial`` folder.
+SMOOTH_TRUTH = "smooth-truth.json"
 #: Compiled models kept per worker process across its folds (keyed by sampler settings).
 _FITTERS: dict = {}
 
@@ -270,7 +272,8 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     done = _resume(partial, {"format": FOLD_FORMAT, "models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
                              "window": window, "slopes": slopes, "source": source, "runs": len(runs)}, log)
     todo = [k for k in range(len(plan)) if k not in done]
-    smooth_truth = _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log) if todo else {}
+    smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log)) \
+        if todo else {}
     args = (best, runs, models, config, ci_prob, window, slopes, source, smooth_truth)
 
     def keep(k: int, result: tuple[list[dict], list[dict]]) -> None:
@@ -318,6 +321,20 @@ def _smooth_truth(runs: pd.DataFrame, models: list[str], config: SamplerConfig, 
         out[model] = {q: cells.loc[cells["quantity"] == q, "median"].to_numpy() for q in QUANTITIES}
         log(f"  every cell: {model} {time.perf_counter() - t0:.1f} s (the smooth optima its held-out cells are "
             f"scored against)  {full.diagnostics.describe()}")
+    return out
+
+
+def _kept(partial: Path | None, compute: Callable[[], dict]) -> dict[str, dict[str, np.ndarray]]:
+    """The all-cells smooth optima: computed once per settings, kept in ``partial`` (smooth-truth.json)
+    for a resume — the all-cells surface fit takes minutes; ``_resume`` clears it with other settings."""
+    import json
+
+    path = partial / SMOOTH_TRUTH if partial is not None else None
+    if path is not None and path.exists():
+        return {m: {q: np.asarray(v, dtype=float) for q, v in d.items()} for m, d in json.loads(path.read_text()).items()}
+    out = compute()
+    if path is not None:
+        write_json(path, {m: {q: np.asarray(v).tolist() for q, v in d.items()} for m, d in out.items()})
     return out
 
 

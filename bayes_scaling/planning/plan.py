@@ -134,14 +134,14 @@ def surface_losses(plan: Plan, surface, *, lr: float | None = None, batch_size: 
 
     At the plan's median N*, D*, the run at the plan's median (η*, B*) ("recommended") and, given
     ``lr`` and/or ``batch_size``, the user's run ("yours"; the other value the plan's) are drawn
-    jointly from one draw of that cell's bowl per posterior draw (``surface.predict.loss_draws``):
+    jointly from one draw of that cell's bowl per posterior draw (``surface.predict.run_draws``):
 
         loss     = L* + f(log η − log η*, log B − log B*) + noise     (the predictive of a run)
         penalty  = f(yours) − f(recommended)                          (expected loss, same draw)
 
     so the penalty of a mis-set learning rate carries the bowl's and the cell optimum's uncertainty.
     """
-    from bayes_scaling.surface.predict import loss_draws
+    from bayes_scaling.surface.predict import run_draws
 
     rows = []
     for C, d in plan.draws.items():
@@ -152,9 +152,7 @@ def surface_losses(plan: Plan, surface, *, lr: float | None = None, batch_size: 
             runs["yours"] = (lr if lr is not None else rec[0], batch_size if batch_size is not None else rec[1])
         lrs = np.array([v[0] for v in runs.values()])
         bs = np.array([v[1] for v in runs.values()])
-        n = np.full(lrs.size, N)
-        loss = loss_draws(surface, n, np.full(lrs.size, D), bs, lrs, seed=seed)
-        mean = loss_draws(surface, n, np.full(lrs.size, D), bs, lrs, seed=seed, noise=False)   # same cell draws
+        mean, loss = run_draws(surface, np.full(lrs.size, N), np.full(lrs.size, D), bs, lrs, seed=seed)
         for k, (name, (eta, b)) in enumerate(runs.items()):
             med, lo, hi = quantiles(loss[:, k], ci_prob)
             pen = quantiles(mean[:, k] - mean[:, 0], ci_prob)

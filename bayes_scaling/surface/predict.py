@@ -96,6 +96,12 @@ def mean_and_scale(cd: CellDraws, cell: np.ndarray, log_lr: np.ndarray, log_B: n
 def loss_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0, noise: bool = True) -> np.ndarray:
     """(S, n) posterior-predictive draws of the final loss of runs (N, D, B, lr); runs of one (N, D)
     share their cell's draw. ``noise=False``: the mean loss L* + f."""
+    mean, loss = run_draws(sf, N, D, B, lr, seed=seed)
+    return loss if noise else mean
+
+
+def run_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(mean loss L* + f, a run's loss: the mean plus its noise), each (S, n), from one draw of each cell."""
     N, D, B, lr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (N, D, B, lr))
     if not N.size == D.size == B.size == lr.size:
         raise ValueError(f"one value of N, D, B, lr per run: got {N.size}, {D.size}, {B.size}, {lr.size}")
@@ -103,7 +109,7 @@ def loss_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0, noise: bool = True
     keys, cell = np.unique(np.column_stack([N, D]), axis=0, return_inverse=True)
     cd = cell_draws(sf, keys[:, 0], keys[:, 1], rng)
     mean, scale = mean_and_scale(cd, cell.ravel(), np.log(lr), np.log(B))
-    return mean + scale * rng.standard_t(NU, size=mean.shape) if noise else mean
+    return mean, mean + scale * rng.standard_t(NU, size=mean.shape)
 
 
 def best_run_draws(sf: SurfaceFit, N: float, D: float, B, lr, *, seed: int = 0) -> np.ndarray:
