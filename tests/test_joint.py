@@ -118,3 +118,22 @@ def test_the_planner_draws_the_batch_given_the_lr(fitter):
     independent = {q: fitter.fit("quantized", best.quantity(q)) for q in ("lr", "batch_size")}
     alone = optimum_draws(independent, N, D, np.random.default_rng(0))
     assert abs(np.corrcoef(np.log(alone["lr"]), np.log(alone["batch_size"]))[0, 1]) < 0.03
+
+
+def test_one_nuts_run_serves_both_optima_and_is_what_the_other_fit_would_give(fitter):
+    """The batch's joint fit after the lr's is the lr's posterior with the laws swapped; an own run of
+    the batch's joint model gives the same posterior (within Monte-Carlo error); other data is refitted."""
+    best, _ = simulate_best_runs(LR, BATCH, sizes=SIZES, tokens=TOKENS, lr_grid=GRID, batch_grid=GRID, seed=11, rho=0.8)
+    shared = Fitter(fitter.config)
+    lr = shared.fit("joint", best.quantity("lr"))
+    batch = shared.fit("joint", best.quantity("batch_size"))
+    np.testing.assert_array_equal(batch.posterior["a"].values, lr.posterior["a_pair"].values)
+    np.testing.assert_array_equal(batch.posterior["sigma_pair"].values, lr.posterior["sigma"].values)
+    assert batch.idata["log_likelihood"]["q_obs"].shape == lr.idata["log_likelihood"]["q_obs"].shape
+    own = Fitter(fitter.config).fit("joint", best.quantity("batch_size"))
+    for name in ("a", "b", "c", "sigma", "rho", "b_pair"):
+        x, y = stacked(batch.posterior, name), stacked(own.posterior, name)
+        assert abs(np.median(x) - np.median(y)) < 0.25 * y.std(), name
+    moved = best.quantity("batch_size").subset(np.arange(len(best.frame)) > 0)
+    again = shared.fit("joint", moved)                   # other cells: its own run
+    assert not np.array_equal(again.posterior["a"].values, lr.posterior["a_pair"].values)

@@ -100,6 +100,19 @@ def test_cli_writes_plan(tmp_path, capsys):
     assert "DeepSeek" in console and "20 tokens/param" in console and "C = 1e+21" in console
 
 
+def test_cli_plans_with_the_joint_law(tmp_path, capsys):
+    """plan --optimum-model joint: the planned (η, B) pairs are the joint law's draws (one NUTS run
+    serves both optima), and the console says they were drawn jointly, with their correlation."""
+    out = tmp_path / "plan"
+    rc = main(["--compute", "1e21", "--optimum-model", "joint", "--draws", "300", "--tune", "300", "--chains", "2",
+               "--workers", "1", "--no-plots", "--out", str(out)])
+    assert rc == 0
+    draws = pd.read_csv(out / "plan_draws.csv")
+    corr = np.corrcoef(np.log(draws["lr"]), np.log(draws["batch_size"]))[0, 1]
+    console = capsys.readouterr().out
+    assert f"drawn jointly from one law of both: correlation of their log draws {corr:+.2f}" in console
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--compute=-1e21"], "positive"),
     (["--compute", "1e15"], "below the smallest training run"),

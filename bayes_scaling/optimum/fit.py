@@ -160,6 +160,8 @@ class Fitter:
         self.options = options
         self.n_boot = n_boot
         self.cache = CompileCache(self.config)
+        #: draws a kind may hand from one optimum's fit to the other's (``joint``: one posterior holds both laws)
+        self.shared: dict = {}
 
     def fit(self, kind: str, data: QuantityData, centers: Centers | None = None) -> OptimumFit:
         """Fit model ``kind`` (a name in ``optimum.spec.registry()``) to ``data``."""

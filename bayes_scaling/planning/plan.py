@@ -58,6 +58,8 @@ class Plan:
     budgets: np.ndarray
     draws: dict[float, dict[str, np.ndarray]]
     table: pd.DataFrame
+    #: the lr and batch size were drawn jointly (``optimum_draws``), not each from its own law
+    joint: bool = False
 
 
 def compute_optimal(loss_fit: LawFit, budgets: np.ndarray, flops: FlopsModel,
@@ -110,7 +112,7 @@ def make_plan(budgets, loss_fit: LawFit, optimum_fits: dict, *, flops: FlopsMode
             ref, source = refs.get(q, (np.nan, ""))
             rows.append({"compute": C, "quantity": q, "median": med, "lo": lo, "hi": hi, "ci_prob": ci_prob,
                          "reference": ref, "reference_source": source})
-    return Plan(budgets, draws, pd.DataFrame(rows))
+    return Plan(budgets, draws, pd.DataFrame(rows), joint=optimum_fits["lr"].couples)
 
 
 def optimum_draws(optimum_fits: dict, N: np.ndarray, D: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

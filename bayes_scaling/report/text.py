@@ -114,6 +114,10 @@ def plan_text(plan, ci_prob: float, table: pd.DataFrame, flops) -> str:
         for r in group.itertuples():
             ref = f"{r.reference:.4g}  ({r.reference_source})" if np.isfinite(r.reference) else ""
             lines.append(f"  {r.quantity:<17}{r.median:>11.4g}  {f'[{r.lo:.4g}, {r.hi:.4g}]':<26}{ref}")
+        if plan.joint:
+            d = plan.draws[float(C)]
+            corr = np.corrcoef(np.log(d["lr"]), np.log(d["batch_size"]))[0, 1]
+            lines.append(f"  (lr and batch_size drawn jointly from one law of both: correlation of their log draws {corr:+.2f})")
     return "\n".join(lines)
 
 

@@ -100,6 +100,43 @@ class Joint(OptimumSpec):
         out["a" + PAIR] = self.prior("a" + PAIR, options).logp(stacked(posterior, "a" + PAIR), shift=self.pair_y(centers))
         return out
 
+    # ----------------------------------------------------------------- fitting
+
+    def sample(self, data, centers, fitter, config):
+        """NUTS once per pair: the other optimum's fit of the same cells (same sampler settings) is this
+        one's with the roles swapped, when the two laws have the same priors (kept in ``fitter.shared``)."""
+        import xarray as xr
+
+        if data.partner is None or not self.symmetric(fitter.options):
+            return super().sample(data, centers, fitter, config)
+        store = fitter.shared.setdefault(self.name, {})
+        other = store.pop(self._key(data, centers, config, swap=True), None)
+        if other is not None:
+            return xr.DataTree.from_dict({"posterior": self.swapped(other["posterior"].to_dataset()),
+                                          "sample_stats": other["sample_stats"].to_dataset()})
+        tree = super().sample(data, centers, fitter, config)
+        store[self._key(data, centers, config)] = tree
+        return tree
+
+    @staticmethod
+    def _key(data, centers, config, *, swap: bool = False) -> tuple:
+        """What fixes the posterior: both optima's cells and bounds and table constants, in role order
+        (``swap``: the key the other optimum's fit of the same data was stored under), and the sampler."""
+        own = (data.name, data.lo.tobytes(), data.hi.tobytes(), centers.y, centers.sigma_sel)
+        pair = (data.partner.name, data.partner.lo.tobytes(), data.partner.hi.tobytes(), centers.pair_y,
+                centers.pair_sigma_sel)
+        return (*((pair, own) if swap else (own, pair)), tuple(data.cell), centers.log_N, centers.log_D, config)
+
+    def symmetric(self, options: ModelOptions) -> bool:
+        """Whether swapping the two optima leaves the model as it is (every law prior the same for both)."""
+        return all(self.prior(name, options) == self.prior(name + PAIR, options) for name in ("a", "b", "c", "sigma"))
+
+    @staticmethod
+    def swapped(posterior):
+        """The posterior with this optimum's and the other's law exchanged (ρ is symmetric)."""
+        names = {name: name + PAIR for name in ("a", "b", "c", "sigma")}
+        return posterior.rename({**names, **{v: k for k, v in names.items()}})
+
     # ----------------------------------------------------------------- posterior math (NumPy)
 
     def pair_mean(self, posterior, centers, targets: Targets) -> np.ndarray:
