@@ -86,21 +86,29 @@ class Design:
         return np.unique(self.N)
 
     def centers(self, quantity: str) -> Centers:
-        g = self.log_grid[quantity]
-        return Centers(float(np.log(self.N).mean()), float(np.log(self.D).mean()), float(0.5 * (g[0] + g[-1])))
+        """The table constants, ȳ at each optimum's grid middle (the other optimum's too, for ``joint``)."""
+        g, h = self.log_grid[quantity], self.log_grid[_other(quantity)]
+        return Centers(float(np.log(self.N).mean()), float(np.log(self.D).mean()), float(0.5 * (g[0] + g[-1])),
+                       pair_y=float(0.5 * (h[0] + h[-1])))
 
     def target(self) -> tuple[float, float]:
         """The extrapolation target of ``pred``: 2× the largest N and D."""
         return 2.0 * self.N.max(), 2.0 * self.D.max()
 
 
-    def template(self, quantity: str) -> QuantityData:
-        """The design's cells as a QuantityData with no observation yet (open cells), to build models on."""
+    def template(self, quantity: str, *, partner: bool = True) -> QuantityData:
+        """The design's cells as a QuantityData with no observation yet (open cells), to build models on
+        (its ``partner``, the other optimum, as open)."""
         n = self.N.size
         return QuantityData(name=quantity, log_N=np.log(self.N), log_D=np.log(self.D),
                             y=np.full(n, self.centers(quantity).y), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
                             n_index=np.searchsorted(self.n_levels, self.N), n_levels=self.n_levels,
-                            cell=[f"N={n_:.3g},D={d:.3g}" for n_, d in zip(self.N, self.D)])
+                            cell=[f"N={n_:.3g},D={d:.3g}" for n_, d in zip(self.N, self.D)],
+                            partner=self.template(_other(quantity), partner=False) if partner else None)
+
+
+def _other(quantity: str) -> str:
+    return next(q for q in QUANTITIES if q != quantity)
 
 
 class PriorDraws:
@@ -165,9 +173,11 @@ def simulate_table(spec: OptimumSpec, theta: xr.Dataset, design: Design, quantit
     """The best-runs table a sweep of the design would give if θ̃ (a one-draw posterior) were true:
     each cell's best value drawn from the kind's observation model (``observation_draws``), snapped
     to the grid by :func:`quantize`."""
-    y = spec.observation_draws(theta, design.centers(quantity), design.n_levels, np.log(design.N), np.log(design.D),
-                               rng=rng)[0]
-    return quantize(y, design, quantity)
+    args = (theta, design.centers(quantity), design.n_levels, np.log(design.N), np.log(design.D))
+    if spec.couples:                       # both optima's best values, drawn jointly
+        y, y_pair = (v[0] for v in spec.pair_observation_draws(*args, rng=rng))
+        return replace(quantize(y, design, quantity), partner=quantize(y_pair, design, _other(quantity)))
+    return quantize(spec.observation_draws(*args, rng=rng)[0], design, quantity)
 
 
 def open_fraction(data: QuantityData) -> float:
@@ -205,8 +215,8 @@ def rank_and_cover(truth: float, draws: np.ndarray, n_ranks: int) -> dict[str, f
 def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99,
                  seed: int = 0, options: ModelOptions = ModelOptions(),
                  progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """SBC of a best-run kind (any Bayesian spec), both optima; one row per (sim, quantity, checked
-    scalar) with the rank, coverage, whether the fit passed its diagnostics, its divergences, its
+    """SBC of a best-run kind (any Bayesian spec), both optima (a kind that ``couples`` them: one table of
+    both per simulation, drawn jointly, and one fit); one row per (sim, quantity, checked scalar) with the rank, coverage, whether the fit passed its diagnostics, its divergences, its
     wall time and the share of open cells in the simulated table.
 
     The ``n_sims`` prior draws of each optimum are taken in one batch, and one :class:`Fitter`
@@ -216,11 +226,12 @@ def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, 
     rng = np.random.default_rng(seed)
     fitter = Fitter(config, options=options)
     spec = specs.get(kind)
+    quantities = list(QUANTITIES)[:1] if spec.couples else list(QUANTITIES)      # one joint fit holds both laws
     priors = {q: spec.prior_draws(design.template(q), design.centers(q), n_sims, int(rng.integers(2**31)), options)
-              for q in QUANTITIES}
+              for q in quantities}
     rows = []
     for sim in range(n_sims):
-        for q in QUANTITIES:
+        for q in quantities:
             theta = priors[q].isel(draw=[sim])
             data = simulate_table(spec, theta, design, q, rng)
             fit = fitter.fit(kind, data, design.centers(q))

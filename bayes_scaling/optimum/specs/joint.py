@@ -31,6 +31,8 @@ from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, Targets, cells
 PAIR_COLUMNS = ("lo", "hi", "a_loc", "sigma_sel")
 #: The law parameters the other optimum's law repeats, with this suffix
 PAIR = "_pair"
+#: Posteriors kept for the other optimum's fit (a fit and its leave-out refits: one per fold)
+SHARED_FITS = 64
 
 
 def _own_draw(mu1, s1, lo1, hi1, mu2, s2, lo2, hi2, r, rng=None, size=None):
@@ -116,6 +118,8 @@ class Joint(OptimumSpec):
                                           "sample_stats": other["sample_stats"].to_dataset()})
         tree = super().sample(data, centers, fitter, config)
         store[self._key(data, centers, config)] = tree
+        while len(store) > SHARED_FITS:                  # a fit whose partner never came (SBC, the advisor)
+            store.pop(next(iter(store)))
         return tree
 
     @staticmethod
@@ -169,6 +173,14 @@ class Joint(OptimumSpec):
         e1, e2 = rng.standard_normal(shape), rng.standard_normal(shape)
         own, other = mu1 + sigma * e1, mu2 + sigma2 * (rho * e1 + np.sqrt(1.0 - rho**2) * e2)
         return (own[:, 0], other[:, 0]) if paired else (own, other)
+
+    def pair_observation_draws(self, posterior, centers, n_levels, log_N, log_D, *, rng: np.random.Generator
+                               ) -> tuple[np.ndarray, np.ndarray]:
+        """Draws (S, T) of the best runs a sweep would find of both optima (before the grid rounds them):
+        the joint law, its correlated scatter and each optimum's own selection jitter (what SBC simulates)."""
+        own, other = self.pair_draws(posterior, centers, n_levels, log_N, log_D, rng=rng)
+        return (own + centers.sigma_sel * rng.standard_normal(own.shape),
+                other + centers.pair_sigma_sel * rng.standard_normal(other.shape))
 
     def coefficient_draws(self, posterior, centers, n_levels):
         """The own law on the raw scale (as every kind), plus ρ."""
