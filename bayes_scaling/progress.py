@@ -7,8 +7,10 @@
 
 On a terminal (stderr is a TTY) a ``tqdm`` bar counts the units with their rate and ETA; in a log
 (stderr redirected) each finished unit is one line ``label 3/8 (elapsed 41 s, ETA 68 s): detail``
-— no carriage returns, no escape codes. ``set_quiet(True)`` (``--quiet``) silences both; the
-commands' reports on stdout are not progress and stay.
+— no carriage returns, no escape codes. One long unit (a NUTS run of minutes) reports its own
+way through with :func:`fraction`: a line at every tenth, on a terminal too (it may run in a worker
+process beside another's bar). ``set_quiet(True)`` (``--quiet``) silences all; the commands' reports
+on stdout are not progress and stay.
 """
 
 from __future__ import annotations
@@ -64,3 +66,25 @@ def steps(total: int, label: str) -> Iterator[Callable[[str], None]]:
               file=sys.stderr, flush=True)
 
     yield tick
+
+
+def fraction(label: str, total: int, *, every: float = 0.1) -> Callable[[int, str], None]:
+    """``update(done, detail)`` for one long unit of ``total`` small steps (a NUTS run's draws): one line
+    ``label 40% (elapsed 95 s, ETA 140 s): detail`` each time another ``every`` of the way is done."""
+    if _QUIET or total <= 0:
+        return lambda done, detail="": None
+    t0 = time.perf_counter()
+    reported = 0
+
+    def update(done: int, detail: str = "") -> None:
+        nonlocal reported
+        step = int(min(done, total) / total / every + 1e-9)
+        if step <= reported or done <= 0:
+            return
+        reported = step
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / done * (total - done)
+        print(f"{label} {done / total:.0%} (elapsed {elapsed:.0f} s, ETA {eta:.0f} s)" + (f": {detail}" if detail else ""),
+              file=sys.stderr, flush=True)
+
+    return update

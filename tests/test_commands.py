@@ -167,3 +167,33 @@ def test_a_ctrl_c_that_nutpie_swallows_still_interrupts(monkeypatch):
         sample(model, config, compiled=object(), log_likelihood=False)
     monkeypatch.setattr(nutpie, "sample", fake(10))
     assert sample(model, config, compiled=object(), log_likelihood=False)["posterior"].sizes["draw"] == 10
+
+
+def test_one_long_nuts_run_reports_each_tenth_of_its_draws(capsys, monkeypatch):
+    """``sample(..., progress=label)`` prints a line at every tenth of the run's draws (with its phase
+    and divergences) and ends at 100 %; ``--quiet`` silences it; without a label it says nothing."""
+    import re
+
+    import pymc as pm
+
+    from bayes_scaling import progress
+    from bayes_scaling.inference import sampling
+    from bayes_scaling.inference.sampling import sample
+
+    monkeypatch.setattr(sampling, "PROGRESS_RATE_MS", 20)         # a short run, reported often
+    with pm.Model() as model:
+        pm.Normal("a", shape=400)
+    config = SamplerConfig(draws=6000, tune=300, chains=2, cores=1)
+    sample(model, config, log_likelihood=False, progress="probe NUTS")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("probe NUTS")]
+    percents = [int(re.match(r"probe NUTS (\d+)%", ln)[1]) for ln in lines]
+    assert len(lines) >= 2 and percents == sorted(percents) and percents[-1] == 100
+    assert all(re.search(r"\((elapsed \d+ s, ETA \d+ s)\): (tuning|sampling), \d+ divergences$", ln) for ln in lines)
+    sample(model, config, log_likelihood=False)
+    assert "probe NUTS" not in capsys.readouterr().err
+    progress.set_quiet(True)
+    try:
+        sample(model, config, log_likelihood=False, progress="probe NUTS")
+    finally:
+        progress.set_quiet(False)
+    assert "probe NUTS" not in capsys.readouterr().err

@@ -168,6 +168,7 @@ def test_predicts_the_loss_of_every_run_and_is_wider_at_a_new_cell(fitted):
 
 
 def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_path, repo_root):
+    import re
     import subprocess
     import sys
 
@@ -192,6 +193,7 @@ def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_p
     res = fit("--models", "surface", "--predict-runs", str(tmp_path / "planned.csv"), "--draws", "150",
               "--tune", "300", "--chains", "2", "--no-plots", "--out", str(out))
     assert res.returncode == 0, res.stderr[-2000:]
+    assert re.search(r"surface NUTS \([\d,]+ runs\) 100% \(elapsed \d+ s", res.stderr)   # the long run's own progress
     table = pd.read_csv(out / "run_predictions.csv")
     assert table["run_id"].tolist() == ["p1", "p2"]
     measured = runs[(runs["N"] == 2e8) & (runs["D"] == 8e9) & np.isclose(runs["B"], 2.0**18) & np.isclose(runs["lr"], 2.0**-9)]

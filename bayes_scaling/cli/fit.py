@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     scoring = catalog.Scoring(compared=tuple(compared), cv=cv, max_refits=args.max_refits, ci_prob=ci_prob,
                               targets=tuple(targets))
     fitted = catalog.fit_and_score(models, quantities, best, config, options, runs=loaded.runs, source=loaded.source,
-                                   run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx),
+                                   run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
                                    scoring=scoring, workers=args.workers, on_fit=announce)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]

@@ -190,8 +190,9 @@ class SurfaceFitter:
         self.cache = CompileCache(config)
 
     def fit(self, data: SurfaceData, *, slopes: str = "pooled", approx: str | None = None,
-            law: str = LOSS_LAW) -> SurfaceFit:
-        """Sample (NUTS) or approximate (``approx="advi"``) the posterior of the surface model."""
+            law: str = LOSS_LAW, progress: str | None = None) -> SurfaceFit:
+        """Sample (NUTS) or approximate (``approx="advi"``) the posterior of the surface model
+        (``progress``: a label under which NUTS reports each tenth of its draws on stderr)."""
         check_approx(approx)
         if slopes not in SLOPES:
             raise InputError(f"--slopes {slopes!r}: choose one of {', '.join(SLOPES)}")
@@ -203,7 +204,7 @@ class SurfaceFitter:
         else:
             key = (slopes, law, len(data.cells), data.max_runs, len(data.n_levels))
             idata = sample(model, self.config, compiled=self.cache.get(key, model, data_arrays(data)),
-                           log_likelihood=False)
+                           log_likelihood=False, progress=progress)
             method = f"NUTS ({self.config.sampler})"
         diag = diagnose(idata, var_names=_diagnosed(idata))
         return SurfaceFit(data, slopes, idata, diag, method, wall_s=time.perf_counter() - t0, law=law)

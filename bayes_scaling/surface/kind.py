@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window."""
+    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window, and
+    whether one fit reports its own progress (a line at every tenth of its NUTS draws)."""
 
     slopes: str = "pooled"
     approx: str | None = None
     window: float | None = None
+    progress: bool = False
 
 
 class RunLevelKind(Protocol):
@@ -66,7 +68,8 @@ class SurfaceKind:
         cache = {} if cache is None else cache
         fitter = cache.setdefault((config, "fitter"), SurfaceFitter(config))
         data = surface_data(runs, window=options.window or WINDOW, source=source)
-        return fitter.fit(data, slopes=options.slopes, approx=options.approx)
+        label = f"  surface NUTS ({len(data.runs):,} runs)" if options.progress else None
+        return fitter.fit(data, slopes=options.slopes, approx=options.approx, progress=label)
 
 
 class AkimaKind:
