@@ -3,6 +3,8 @@ correlation from simulated quantized sweeps, and the planner's draw of B given �
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -16,6 +18,9 @@ from bayes_scaling.math.censored import bvn_cdf, interval_logp
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.optimum.likelihood import pair_logp_pt
+from bayes_scaling.optimum import spec as specs
+from bayes_scaling.optimum.priors import Gamma
+from bayes_scaling.optimum.spec import Centers, ModelOptions
 from bayes_scaling.planning.plan import optimum_draws
 
 GRID = Grid.parse("2^-14:2^-2:0.5")
@@ -67,6 +72,11 @@ def test_the_pytensor_twin_has_the_numpy_value_and_its_gradient():
     numeric = [(numpy(theta + step * e).sum() - numpy(theta - step * e).sum()) / (2 * step) for e in np.eye(5)]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
     assert np.all(np.isfinite(grad))
+    for far in (np.array([6.0, 0.3, -5.0, 0.3, 0.9]), np.array([-9.0, 0.2, 8.0, 0.25, -0.95])):   # cells 10–40 σ out
+        value, grad = f(far)
+        np.testing.assert_allclose(value, numpy(far), rtol=1e-6)
+        numeric = [(numpy(far + step * e).sum() - numpy(far - step * e).sum()) / (2 * step) for e in np.eye(5)]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +144,15 @@ def test_one_nuts_run_serves_both_optima_and_is_what_the_other_fit_would_give(fi
     for name in ("a", "b", "c", "sigma", "rho", "b_pair"):
         x, y = stacked(batch.posterior, name), stacked(own.posterior, name)
         assert abs(np.median(x) - np.median(y)) < 0.25 * y.std(), name
-    moved = best.quantity("batch_size").subset(np.arange(len(best.frame)) > 0)
-    again = shared.fit("joint", moved)                   # other cells: its own run
-    assert not np.array_equal(again.posterior["a"].values, lr.posterior["a_pair"].values)
+    spec, data = specs.get("joint"), best.quantity("batch_size")
+    centers, key = Centers.of(data), spec._key(best.quantity("lr"), Centers.of(best.quantity("lr")), fitter.config)
+    assert spec._key(data, centers, fitter.config, swap=True) == key                 # what the batch's fit looks up
+    other = dataclasses.replace(data, lo=np.where(np.arange(data.lo.size) == 3, data.lo - 0.35, data.lo))
+    assert spec._key(other, centers, fitter.config, swap=True) != key                # one cell's bounds differ
+    assert spec._key(data, centers, dataclasses.replace(fitter.config, draws=999), swap=True) != key
+    assert spec._key(data.subset(np.arange(data.y.size) > 0), centers, fitter.config, swap=True) != key
+    assert spec.symmetric(ModelOptions()) and spec.symmetric(ModelOptions(priors=(("sigma", Gamma(2.0, 5.0)),)))
+    assert not spec.symmetric(ModelOptions(priors=(("sigma_pair", Gamma(2.0, 5.0)),)))  # then each runs its own
 
 
 def test_sbc_simulates_both_optima_of_a_joint_law_together():
@@ -158,3 +174,25 @@ def test_sbc_simulates_both_optima_of_a_joint_law_together():
     assert np.corrcoef(lr, batch)[0, 1] > 0.5
     alone = simulate_table(specs.get("quantized"), theta, design, "lr", rng)
     assert alone.partner is None
+
+
+def test_a_partner_follows_its_optimum_through_new_cells_and_subsets():
+    """with_cells adds the new cells to the partner as unobserved (open), none added leaves it as it was."""
+    best, _ = simulate_best_runs(LR, BATCH, sizes=SIZES[:3], tokens=TOKENS[:3], lr_grid=GRID, batch_grid=GRID, seed=1)
+    lr = best.quantity("lr")
+    same = lr.with_cells([], [], [], [], [], [])
+    assert same.partner.y.size == lr.y.size and same.partner.subset(np.ones(lr.y.size, bool)).lo.size == lr.y.size
+    grown = lr.with_cells(np.log([5e9]), np.log([1e11]), [-7.0], [-7.3], [-6.6], ["new"])
+    assert grown.partner.cell[-1] == "new" and grown.partner.lo[-1] == -np.inf and grown.partner.hi[-1] == np.inf
+    assert grown.partner.log_N.size == grown.log_N.size == lr.y.size + 1
+    np.testing.assert_array_equal(grown.partner.lo[:-1], lr.partner.lo)
+    assert grown.subset(np.arange(grown.y.size) != 0).partner.lo.size == lr.y.size
+
+
+def test_sbc_runs_the_joint_kind_end_to_end():
+    from bayes_scaling.evaluation.calibration import design_of, sbc_best_run
+
+    rows = sbc_best_run("joint", design_of("steplaw-dense"), 2, SamplerConfig(draws=150, tune=150, chains=1, seed=2))
+    assert set(rows["quantity"]) == {"lr"} and rows["sim"].nunique() == 2
+    assert {"rho", "b", "b_pair", "sigma_pair", "pred"} <= set(rows["param"])
+    assert rows["rank"].between(0, rows["n_ranks"]).all()

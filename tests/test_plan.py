@@ -111,6 +111,8 @@ def test_cli_plans_with_the_joint_law(tmp_path, capsys):
     corr = np.corrcoef(np.log(draws["lr"]), np.log(draws["batch_size"]))[0, 1]
     console = capsys.readouterr().out
     assert f"drawn jointly from one law of both: correlation of their log draws {corr:+.2f}" in console
+    diagnostics = dict(line.split(": ", 1) for line in console.splitlines() if line.startswith("diagnostics "))
+    assert diagnostics["diagnostics lr"] == diagnostics["diagnostics batch_size"]     # one NUTS run served both
 
 
 @pytest.mark.parametrize("argv, message", [

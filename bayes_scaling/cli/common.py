@@ -149,7 +149,13 @@ def model_options_of(args: argparse.Namespace, models: list[str]):
         if name not in known:
             raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
                              f"(they have: {', '.join(sorted(known)) or 'none'})")
-    return ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
+    options = ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
+    for m in models:                     # a kind may refuse a family for a parameter (ρ takes lkj only)
+        if m in kinds:
+            for name, _ in priors:
+                if name in kinds[m].priors():
+                    kinds[m].prior(name, options)
+    return options
 
 
 def ci_prob_option(p: argparse.ArgumentParser) -> None:

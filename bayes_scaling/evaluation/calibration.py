@@ -162,7 +162,7 @@ def quantize(y: np.ndarray, design: Design, quantity: str) -> QuantityData:
     grid = design.log_grid[quantity]
     k = np.abs(y[:, None] - grid[None, :]).argmin(axis=1)
     bounds = np.array([cell_log_bounds(grid, i) for i in k])
-    template = design.template(quantity)
+    template = design.template(quantity, partner=False)
     return QuantityData(name=quantity, log_N=template.log_N, log_D=template.log_D, y=grid[k],
                         lo=bounds[:, 0], hi=bounds[:, 1], n_index=template.n_index, n_levels=design.n_levels,
                         cell=template.cell)
@@ -215,13 +215,15 @@ def rank_and_cover(truth: float, draws: np.ndarray, n_ranks: int) -> dict[str, f
 def sbc_best_run(kind: str, design: Design, n_sims: int, config: SamplerConfig, *, n_ranks: int = 99,
                  seed: int = 0, options: ModelOptions = ModelOptions(),
                  progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """SBC of a best-run kind (any Bayesian spec), both optima (a kind that ``couples`` them: one table of
-    both per simulation, drawn jointly, and one fit); one row per (sim, quantity, checked scalar) with the rank, coverage, whether the fit passed its diagnostics, its divergences, its
+    """SBC of a best-run kind (any Bayesian spec), both optima; one row per (sim, quantity, checked scalar)
+    with the rank, coverage, whether the fit passed its diagnostics, its divergences, its
     wall time and the share of open cells in the simulated table.
 
-    The ``n_sims`` prior draws of each optimum are taken in one batch, and one :class:`Fitter`
-    compiles the kind once and swaps the data for every fit. ``progress(k)`` is called after the
-    k-th simulation.
+    A kind that ``couples`` the optima draws both optima's tables together per simulation and fits once,
+    as the lr's law: its rows are all quantity "lr", the batch's law checked as the ``*_pair`` scalars
+    (``pred`` is the lr's). The ``n_sims`` prior draws of each optimum are taken in one batch, and one
+    :class:`Fitter` compiles the kind once and swaps the data for every fit. ``progress(k)`` is called
+    after the k-th simulation.
     """
     rng = np.random.default_rng(seed)
     fitter = Fitter(config, options=options)

@@ -418,16 +418,15 @@ class QuantityData:
             n_levels=levels,
             cell=list(self.cell) + list(cell),
             sigma_sel=self.sigma_sel,
-            partner=self._partner_unobserved(log_N, log_D, cell),
+            partner=self._partner_unobserved(log_N[len(self.log_N):], log_D, cell),
         )
 
     def _partner_unobserved(self, log_N, log_D, cell: list[str]) -> QuantityData | None:
         """The partner with the new cells added as unobserved (an open cell (−∞, ∞) says nothing)."""
-        if self.partner is None:
-            return None
+        if self.partner is None or not cell:
+            return self.partner
         n = len(cell)
-        return self.partner.with_cells(log_N[-n:], log_D, np.full(n, np.nan), np.full(n, -np.inf),
-                                       np.full(n, np.inf), cell)
+        return self.partner.with_cells(log_N, log_D, np.full(n, np.nan), np.full(n, -np.inf), np.full(n, np.inf), cell)
 
 
 def best_runs(

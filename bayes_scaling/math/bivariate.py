@@ -15,7 +15,7 @@ mirrored to (−b₁, −a₁), with r → −r, when it lies above 0, so that �
 in Φ's accurate lower tail; bounds are clipped to ±CLIP (Φ(−35) ≈ 1e−268 is still a float).
 
 One function serves NumPy (``NUMPY``) and PyTensor (``optimum.likelihood.PYTENSOR``, for NUTS):
-``Ops`` names the few array functions it needs. ``tests/test_bivariate.py`` holds it to Owen's-T
+``Ops`` names the few array functions it needs. ``tests/test_joint.py`` holds it to Owen's-T
 exact rectangles (``math.censored.bvn_cdf``) and the two backends to each other.
 """
 

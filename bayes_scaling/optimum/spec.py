@@ -81,14 +81,14 @@ class Centers:
     log_D: float
     y: float
     sigma_sel: float = SIGMA_FLOOR
-    pair_y: float = float("nan")
+    pair_y: float | None = None
     pair_sigma_sel: float = SIGMA_FLOOR
 
     @classmethod
     def of(cls, data: QuantityData) -> Centers:
         pair = data.partner
         return cls(float(np.mean(data.log_N)), float(np.mean(data.log_D)), float(np.mean(data.y)),
-                   float(data.sigma_sel), float(np.nanmean(pair.y)) if pair is not None else float("nan"),
+                   float(data.sigma_sel), float(np.nanmean(pair.y)) if pair is not None else None,
                    float(pair.sigma_sel) if pair is not None else SIGMA_FLOOR)
 
 

@@ -116,13 +116,16 @@ def make_plan(budgets, loss_fit: LawFit, optimum_fits: dict, *, flops: FlopsMode
 
 
 def optimum_draws(optimum_fits: dict, N: np.ndarray, D: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One draw of the lr and the batch size per planned (N[s], D[s]): jointly — B given η, draw by draw —
-    when the lr law was fitted with the batch law (``joint``), else each from its own law."""
-    lr_fit = optimum_fits["lr"]
+    """One draw of the lr and the batch size per planned (N[s], D[s]): jointly — B given η, draw by draw,
+    from the lr fit's posterior, which holds both laws — when both were fitted together (``joint``),
+    else each from its own law."""
+    lr_fit, batch_fit = optimum_fits["lr"], optimum_fits["batch_size"]
+    if lr_fit.couples != batch_fit.couples:
+        raise ValueError("the lr and batch-size laws must both be joint, or neither")
     if lr_fit.couples:
         lr, batch = lr_fit.sample_pair(N, D, rng)
         return {"lr": lr, "batch_size": batch}
-    return {"lr": lr_fit.sample_paired(N, D, rng), "batch_size": optimum_fits["batch_size"].sample_paired(N, D, rng)}
+    return {"lr": lr_fit.sample_paired(N, D, rng), "batch_size": batch_fit.sample_paired(N, D, rng)}
 
 
 #: Columns of ``plan_surface.csv``.

@@ -7,7 +7,7 @@ z₁ is this optimum's latent log q*, z₂ the other's (η* with B*), δ their s
 spec of one optimum holds its own law (a, b, c, σ: the variables every kind has, so every
 per-optimum report reads it unchanged), the other's (``a_pair`` … ``sigma_pair``) and ρ. Alone, each
 optimum's law is ``quantized``'s; together, a cell's B grid cell says where in its lr grid cell the
-latent η* lies (and back), and the planner draws η* given B* (:meth:`Joint.pair_draws`) instead of
+latent η* lies (and back), and the planner draws B* given η* (:meth:`Joint.pair_draws`) instead of
 each independently. ρ is the correlation of the *cells'* deviations from the two laws (a cell whose
 best batch is above the law has its best lr above it too, when ρ > 0), not the tilt within a bowl.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayes_scaling.errors import InputError
 from bayes_scaling.math.bivariate import pair_logp
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import LKJ
@@ -44,7 +45,7 @@ def _own_draw(mu1, s1, lo1, hi1, mu2, s2, lo2, hi2, r, rng=None, size=None):
 class Joint(OptimumSpec):
     name = "joint"
     summary = ("the η* and B* laws fitted together, each quantized, their cells' deviations from the laws "
-               "correlated (ρ ~ LKJ(2)): a bivariate grid-cell likelihood; the planner draws η* given B*")
+               "correlated (ρ ~ LKJ(2)): a bivariate grid-cell likelihood; the planner draws B* given η*")
     formula = ("(z₁, z₂) = (a + b·x_N + c·x_D, a₂ + b₂·x_N + c₂·x_D) + (σε₁, σ₂ε₂), corr(ε₁, ε₂) = ρ; "
                "P(cell) = P(z₁ ∈ lr cell, z₂ ∈ B cell)")
     style = {"color": "tab:cyan"}
@@ -58,10 +59,24 @@ class Joint(OptimumSpec):
         own = super().priors()
         return {**own, **{name + PAIR: prior for name, prior in own.items()}, "rho": LKJ(2.0)}
 
+    def prior(self, name, options):
+        """The user's prior (``--prior``) or the default; a prior given for a law parameter (``sigma``) is
+        both optima's unless the other's is given too (``sigma_pair``); ρ takes only ``lkj(eta)``."""
+        user = options.prior_for(name)
+        if user is None and name.endswith(PAIR):
+            user = options.prior_for(name[: -len(PAIR)])
+        if name == "rho" and user is not None and not isinstance(user, LKJ):
+            raise InputError(f"--prior rho={user}: a correlation takes lkj(eta), e.g. rho=lkj(2)")
+        return user or self.priors()[name]
+
     @staticmethod
     def pair_y(centers) -> float:
         """ȳ of the other optimum (this one's when the other is unknown: its prior is then only a prior)."""
-        return centers.pair_y if np.isfinite(centers.pair_y) else centers.y
+        return centers.pair_y if centers.pair_y is not None else centers.y
+
+    def _check_centers(self, data, centers) -> None:
+        if data.partner is not None and centers.pair_y is None:
+            raise ValueError("joint: the table constants lack the other optimum's ȳ — use Centers.of(data)")
 
     def pair_bounds(self, data) -> tuple[np.ndarray, np.ndarray]:
         """The other optimum's grid cell of each cell, open (−∞, ∞) where it is not known."""
@@ -82,6 +97,7 @@ class Joint(OptimumSpec):
 
         from bayes_scaling.optimum.likelihood import pair_logp_pt
 
+        self._check_centers(data, centers)
         coords = {**self.coords(data), "pair_column": list(PAIR_COLUMNS)}
         with pm.Model(coords=coords) as model:
             d, a, b, c, sigma = self.law_priors(data, centers, options)
@@ -117,7 +133,8 @@ class Joint(OptimumSpec):
             return xr.DataTree.from_dict({"posterior": self.swapped(other["posterior"].to_dataset()),
                                           "sample_stats": other["sample_stats"].to_dataset()})
         tree = super().sample(data, centers, fitter, config)
-        store[self._key(data, centers, config)] = tree
+        store[self._key(data, centers, config)] = xr.DataTree.from_dict(
+            {"posterior": tree["posterior"].to_dataset(), "sample_stats": tree["sample_stats"].to_dataset()})
         while len(store) > SHARED_FITS:                  # a fit whose partner never came (SBC, the advisor)
             store.pop(next(iter(store)))
         return tree
@@ -129,7 +146,8 @@ class Joint(OptimumSpec):
         own = (data.name, data.lo.tobytes(), data.hi.tobytes(), centers.y, centers.sigma_sel)
         pair = (data.partner.name, data.partner.lo.tobytes(), data.partner.hi.tobytes(), centers.pair_y,
                 centers.pair_sigma_sel)
-        return (*((pair, own) if swap else (own, pair)), tuple(data.cell), centers.log_N, centers.log_D, config)
+        return (*((pair, own) if swap else (own, pair)), data.log_N.tobytes(), data.log_D.tobytes(), centers.log_N,
+                centers.log_D, config)
 
     def symmetric(self, options: ModelOptions) -> bool:
         """Whether swapping the two optima leaves the model as it is (every law prior the same for both)."""
