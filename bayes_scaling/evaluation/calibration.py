@@ -41,7 +41,7 @@ import xarray as xr
 
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.grids import cell_log_bounds, merge_close
-from bayes_scaling.inputs.runtable import QUANTITIES, QuantityData
+from bayes_scaling.inputs.runtable import QUANTITIES, QuantityData, other_quantity
 from bayes_scaling.math.bowl import bowl
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.math.student_t import NU
@@ -87,7 +87,7 @@ class Design:
 
     def centers(self, quantity: str) -> Centers:
         """The table constants, ȳ at each optimum's grid middle (the other optimum's too, for ``joint``)."""
-        g, h = self.log_grid[quantity], self.log_grid[_other(quantity)]
+        g, h = self.log_grid[quantity], self.log_grid[other_quantity(quantity)]
         return Centers(float(np.log(self.N).mean()), float(np.log(self.D).mean()), float(0.5 * (g[0] + g[-1])),
                        pair_y=float(0.5 * (h[0] + h[-1])))
 
@@ -104,11 +104,7 @@ class Design:
                             y=np.full(n, self.centers(quantity).y), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
                             n_index=np.searchsorted(self.n_levels, self.N), n_levels=self.n_levels,
                             cell=[f"N={n_:.3g},D={d:.3g}" for n_, d in zip(self.N, self.D)],
-                            partner=self.template(_other(quantity), partner=False) if partner else None)
-
-
-def _other(quantity: str) -> str:
-    return next(q for q in QUANTITIES if q != quantity)
+                            partner=self.template(other_quantity(quantity), partner=False) if partner else None)
 
 
 class PriorDraws:
@@ -176,7 +172,7 @@ def simulate_table(spec: OptimumSpec, theta: xr.Dataset, design: Design, quantit
     args = (theta, design.centers(quantity), design.n_levels, np.log(design.N), np.log(design.D))
     if spec.couples:                       # both optima's best values, drawn jointly
         y, y_pair = (v[0] for v in spec.pair_observation_draws(*args, rng=rng))
-        return replace(quantize(y, design, quantity), partner=quantize(y_pair, design, _other(quantity)))
+        return replace(quantize(y, design, quantity), partner=quantize(y_pair, design, other_quantity(quantity)))
     return quantize(spec.observation_draws(*args, rng=rng)[0], design, quantity)
 
 

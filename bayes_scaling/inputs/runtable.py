@@ -360,8 +360,13 @@ class BestRuns:
             n_levels=levels,
             cell=[f"N={n:.3g},D={d:.3g}" for n, d in zip(f["N"], f["D"])],
             sigma_sel=(self.sigma_sel or {}).get(name, SELECTION_JITTER),
-            partner=self.quantity(next(q for q in QUANTITIES if q != name), partner=False) if partner else None,
+            partner=self.quantity(other_quantity(name), partner=False) if partner else None,
         )
+
+
+def other_quantity(name: str) -> str:
+    """The optimum that is not ``name`` ("lr" ↔ "batch_size")."""
+    return next(q for q in QUANTITIES if q != name)
 
 
 @dataclass(frozen=True)

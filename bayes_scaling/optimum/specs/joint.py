@@ -32,6 +32,7 @@ from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, Targets, cells
 PAIR_COLUMNS = ("lo", "hi", "a_loc", "sigma_sel")
 #: The law parameters the other optimum's law repeats, with this suffix
 PAIR = "_pair"
+LAW = ("a", "b", "c", "sigma")
 #: Posteriors kept for the other optimum's fit (a fit and its leave-out refits: one per fold)
 SHARED_FITS = 64
 
@@ -151,12 +152,12 @@ class Joint(OptimumSpec):
 
     def symmetric(self, options: ModelOptions) -> bool:
         """Whether swapping the two optima leaves the model as it is (every law prior the same for both)."""
-        return all(self.prior(name, options) == self.prior(name + PAIR, options) for name in ("a", "b", "c", "sigma"))
+        return all(self.prior(name, options) == self.prior(name + PAIR, options) for name in LAW)
 
     @staticmethod
     def swapped(posterior):
         """The posterior with this optimum's and the other's law exchanged (ρ is symmetric)."""
-        names = {name: name + PAIR for name in ("a", "b", "c", "sigma")}
+        names = {name: name + PAIR for name in LAW}
         return posterior.rename({**names, **{v: k for k, v in names.items()}})
 
     # ----------------------------------------------------------------- posterior math (NumPy)
@@ -172,8 +173,7 @@ class Joint(OptimumSpec):
         mu1 = self.mean(posterior, centers, n_levels, targets, np.random.default_rng(0))
         mu2 = self.pair_mean(posterior, centers, targets)
         sigma, sigma2, rho = (stacked(posterior, k)[:, None] for k in ("sigma", "sigma" + PAIR, "rho"))
-        s1 = np.sqrt(sigma**2 + centers.sigma_sel**2)
-        s2 = np.sqrt(sigma2**2 + centers.pair_sigma_sel**2)
+        s1, s2 = self.observation_scale(posterior, centers), np.sqrt(sigma2**2 + centers.pair_sigma_sel**2)
         lo2, hi2 = self.pair_bounds(data)
         return pair_logp(mu1, s1, data.lo[None, :], data.hi[None, :], mu2, s2, lo2[None, :], hi2[None, :],
                          rho * sigma * sigma2 / (s1 * s2))
