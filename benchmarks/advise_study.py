@@ -2,6 +2,7 @@
 
     python benchmarks/advise_study.py simulation [--reps 20] [--model quantized] [--out results/advise]
     python benchmarks/advise_study.py steplaw    [--splits 12] [--model quantized] [--out results/advise]
+    python benchmarks/advise_study.py surface    [--sims 8] [--out results/advise]
 
 ``simulation`` — from a known law of η* and B* (StepLaw's published exponents, scatter σ = 0.1,
 selection jitter 0.05), each replication simulates a small starting design (3 sizes × 2 token
@@ -29,7 +30,17 @@ FLOP; the realised interval after adding its top cell (refit on the real outcome
 adding each other pool cell — the random choice — and with their cost. Repeated over ``--splits``
 random pools.
 
-Writes simulation.csv / steplaw.csv (one row per replication × design × quantity) and a summary.
+``surface`` — the advisor with the surface model (``planning.advise_surface``), checked against exact
+NUTS refits. A start of full sweeps (the sizes above, 2 token budgets, 13 lr × 7 batch runs per cell,
+StepLaw-exponent optima, Chinchilla minimum losses with 0.01 nats of cell scatter, 0.004 nats of run
+noise) is fitted with the surface model. For three candidates (more tokens at the largest size, 2× and 8×
+the largest size) the advisor forecasts the expected 90 % interval of L*, η*, B* at the target. Then, per
+candidate, ``--sims`` outcomes are drawn the way the forecast assumes reality is — a posterior draw as
+truth, the candidate cell's latents and *every run's loss* from it (``surface.predict``) — and the
+surface is refitted by NUTS on the start plus those runs. Per candidate × quantity: today's width, the
+forecast, the exact refits' mean width, and how often the refit's interval covers the truth.
+
+Writes simulation.csv / steplaw.csv / surface.csv (one row per replication × design × quantity) and a summary.
 """
 
 from __future__ import annotations
@@ -320,9 +331,117 @@ def run_steplaw(args) -> None:
     print(f"{args.splits} splits in {time.perf_counter() - t0:.0f} s")
 
 
+# ----------------------------------------------------------------- the surface model against exact refits
+
+SURFACE_CONFIG = SamplerConfig(draws=500, tune=1000, chains=2)
+SURFACE_TARGET = [(4e9, 1e11)]
+#: Chinchilla's fit (Hoffmann et al. 2022): the true minimum loss of a cell, before its scatter.
+CHINCHILLA = (1.69, 406.4, 0.34, 410.7, 0.28)
+LR_GRID = np.log(2.0) * np.arange(-12, -5.9, 0.5)
+B_GRID = np.log(2.0) * np.arange(15, 22)
+
+
+def surface_start(seed: int = 0) -> pd.DataFrame:
+    """The start's full sweeps (see the module docstring)."""
+    from bayes_scaling.evaluation.calibration import Design, sweep_runs
+    from bayes_scaling.inputs.runtable import validate_runs
+
+    rng = np.random.default_rng(seed)
+    N = np.repeat(START_SIZES, len(START_TOKENS_PER_PARAM))
+    D = N * np.tile(START_TOKENS_PER_PARAM, START_SIZES.size)
+    E, A, alpha, B, beta = CHINCHILLA
+    l_star = E + A / N**alpha + B / D**beta + 0.01 * rng.standard_normal(N.size)
+    log_opt = np.array([true_mean(q, np.log(N), np.log(D)) for q in QUANTITIES]) + SIGMA * rng.standard_normal((2, N.size))
+    design = Design(N=N, D=D, log_grid={"lr": LR_GRID, "batch_size": B_GRID}, min_loss=l_star)
+    runs = sweep_runs(design, log_opt, rng, h=np.array([0.04, 0.03]), rho=-0.3, beta=np.array([0.5, -0.2]),
+                      delta=np.zeros(N.size), l_star=l_star, sigma_loss=0.004)
+    return validate_runs(runs)
+
+
+def target_widths(sf, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(3,) log widths of the 90 % intervals of log L*, log η*, log B* at the target and the (S, 3) draws."""
+    from bayes_scaling.planning.advise_surface import law_means, scatters
+
+    m = law_means(sf, np.array([SURFACE_TARGET[0][0]]), np.array([SURFACE_TARGET[0][1]]), seed=int(rng.integers(2**31)))
+    pred = m[:, :, 0] + scatters(sf) * rng.standard_normal(m.shape[:2])
+    pred[:, 0] = np.log(pred[:, 0])
+    return adv.interval_width(pred, 0.9), pred
+
+
+def surface_refit(task: tuple) -> list[dict]:
+    """One exact outcome: truth = posterior draw j; the candidate's runs from it; the surface refitted."""
+    from bayes_scaling.surface import predict
+    from bayes_scaling.surface.data import surface_data
+    from bayes_scaling.surface.fit import SurfaceFitter
+
+    start, sf, cand, c, k, seed = task
+    rng = np.random.default_rng(seed)
+    S = sf.posterior.sizes["chain"] * sf.posterior.sizes["draw"]
+    j = int(rng.integers(S))
+    cd = predict.cell_draws(sf, [cand.N], [cand.D], rng)
+    _, truth_pred = target_widths(sf, rng)
+    log_lr, log_b = (g.ravel() for g in np.meshgrid(cand.log_grids["lr"], cand.log_grids["batch_size"], indexing="ij"))
+    mean, scale = predict.mean_and_scale(cd, np.zeros(log_lr.size, dtype=int), log_lr, log_b)
+    loss = mean[j] + scale[j] * rng.standard_t(4, size=log_lr.size)
+    new = pd.DataFrame({"run_id": [f"new{i}" for i in range(loss.size)], "N": cand.N, "D": cand.D,
+                        "B": np.exp(log_b), "lr": np.exp(log_lr), "loss": loss, "status": "ok"})
+    runs = pd.concat([start, new], ignore_index=True)
+    refit = SurfaceFitter(SURFACE_CONFIG).fit(surface_data(runs, source="sim"))
+    widths, pred = target_widths(refit, rng)
+    lo, hi = np.quantile(pred, [0.05, 0.95], axis=0)
+    truth = truth_pred[j]
+    return [{"candidate": cand.label, "c": c, "sim": k, "quantity": q, "width": float(np.exp(widths[i])),
+             "covers": bool(lo[i] <= truth[i] <= hi[i]), "ok": bool(refit.diagnostics.ok)}
+            for i, q in enumerate(("loss", *QUANTITIES))]
+
+
+def run_surface(args) -> None:
+    from bayes_scaling.inputs.runtable import best_runs
+    from bayes_scaling.planning.advise_surface import QUANTITIES as SURFACE_QUANTITIES
+    from bayes_scaling.planning.advise_surface import simulate_surface
+    from bayes_scaling.surface.fit import fit_surface
+
+    t0 = time.perf_counter()
+    start = surface_start()
+    sf = fit_surface(start, SURFACE_CONFIG, source="sim")
+    print(f"start: {len(start)} runs, fit {sf.wall_s:.0f} s, diagnostics ok: {sf.diagnostics.ok}")
+    shape = adv.sweep_shape(start, {"lr": None, "batch_size": None})
+    fits = sf.as_optimum_fits()
+    top = START_SIZES[-1]
+    cells = [(top, 2 * top * START_TOKENS_PER_PARAM[-1], "more D"), (2 * top, 2 * top * 20.0, "2x N"),
+             (8 * top, 8 * top * 20.0, "8x N")]
+    cands = [adv.make_candidate(n, d, fits, shape, f"N={n:.3g},D={d:.3g} ({why})") for n, d, why in cells]
+    preps = simulate_surface(sf, cands, SURFACE_TARGET, n_sims=200, seed=1)
+    forecast = {}
+    for c in range(len(cands)):
+        for p in preps:
+            w, khat = p.widths([c])
+            forecast[(c, p.quantity)] = (float(np.exp(p.before[0])), float(np.exp(w[:, 0].mean())),
+                                         float(np.mean(khat > adv.PARETO_K_MAX)))
+    tasks = [(start, sf, cand, c, k, 1000 * c + k) for c, cand in enumerate(cands) for k in range(args.sims)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+        frame = pd.DataFrame([r for rows in pool.map(surface_refit, tasks) for r in rows])
+    write_csv(args.out / "surface.csv", frame)
+    rows = []
+    for (c, q), g in frame.groupby(["c", "quantity"], sort=False):
+        before, fc, high_k = forecast[(c, q)]
+        exact = float(np.exp(np.log(g["width"]).mean()))
+        rows.append({"candidate": cands[c].label, "quantity": q, "before": before, "forecast": fc, "exact": exact,
+                     "forecast_shrinkage": 1 - np.log(fc) / np.log(before), "exact_shrinkage": 1 - np.log(exact) / np.log(before),
+                     "high_k": high_k, "coverage": float(g["covers"].mean()), "n": len(g), "fits_ok": float(g["ok"].mean())})
+    summary = pd.DataFrame(rows).sort_values(["quantity", "candidate"], key=lambda s: s.map(
+        {q: i for i, q in enumerate(SURFACE_QUANTITIES)}) if s.name == "quantity" else s)
+    write_csv(args.out / "surface_summary.csv", summary)
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
+        print(summary.to_string(index=False))
+    print(f"{len(tasks)} exact refits in {time.perf_counter() - t0:.0f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("study", choices=("simulation", "steplaw"))
+    p.add_argument("study", choices=("simulation", "steplaw", "surface"))
+    p.add_argument("--sims", type=int, default=8, help="exact refits per candidate (surface study)")
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--splits", type=int, default=12)
     p.add_argument("--model", default="quantized")
@@ -332,7 +451,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("results/advise"))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    (run_simulation if args.study == "simulation" else run_steplaw)(args)
+    {"simulation": run_simulation, "steplaw": run_steplaw, "surface": run_surface}[args.study](args)
 
 
 if __name__ == "__main__":

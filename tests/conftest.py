@@ -15,6 +15,17 @@ def repo_root() -> Path:
     return ROOT
 
 
+@pytest.fixture(autouse=True)
+def loud_progress():
+    """Each test starts with progress on: a command run in-process with ``--quiet`` sets a global
+    that would otherwise silence the progress a later test in the same worker checks."""
+    from bayes_scaling import progress
+
+    progress.set_quiet(False)
+    yield
+    progress.set_quiet(False)
+
+
 def execute_notebook(path: Path, *, timeout: int = 900, env: dict[str, str] | None = None) -> None:
     """Execute a notebook top to bottom in its own directory; any cell error fails the test.
 

@@ -1,8 +1,9 @@
 """``python -m bayes_scaling.advise`` — which sweeps to run next, within a FLOP budget.
 
-Fits the laws of η* and B* to the table, simulates each candidate sweep's outcome from their
-posteriors, and reweights the draws by it (``planning.advise``) to estimate how much each sweep —
-and a greedy set of them that fits the budget — would narrow the intervals at the targets.
+Fits the laws of η* and B* to the table (with ``--models surface``, the surface model of every run,
+which adds the loss L*(N, D)), simulates each candidate sweep's outcome from their posteriors, and
+reweights the draws by it (``planning.advise``, ``planning.advise_surface``) to estimate how much each
+sweep — and a greedy set of them that fits the budget — would narrow the intervals at the targets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ ARTIFACTS = ("advice.csv", "path.csv", "spec.toml", "advice.png")
 DEFAULT_DATA = "blog-partII"
 DEFAULT_TARGET = "4e9,1e11"
 DEFAULT_MODEL = "hierarchical"
+#: The run-level kind the advisor updates too (it adds the loss quantity).
+SURFACE = "surface"
 QUANTITIES = ("lr", "batch_size")
 #: Sampler settings of the exact refits that check degenerate importance weights.
 REFIT_DRAWS = 500
@@ -41,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
             "posterior draws are reweighted by it (importance sampling, Pareto-k checked, exact refits where\n"
             "the weights degenerate), and the expected 90% interval of eta* and B* at each target is averaged\n"
             "over simulations. A greedy search picks the set with the most shrinkage per FLOP that fits\n"
-            "--budget; spec.toml is that set as a sweep spec for `python -m training.sweep plan`."
+            "--budget; spec.toml is that set as a sweep spec for `python -m training.sweep plan`.\n\n"
+            "--models surface (a table of full sweeps) fits the surface model to every run instead and adds the\n"
+            "loss at the target, L*(N, D): a sweep's outcome is then what it measures of its cell's minimum\n"
+            "loss and optima."
         ),
         epilog=("example: python -m bayes_scaling.advise --data steplaw-dense --target 4e9,1e11 --budget 3e21 "
                 "--out runs/advice"),
@@ -60,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sweep-spec", type=Path, metavar="TOML",
                    help="your sweep's spec: spec.toml copies its [data], [train], [runtime] and seeds")
     common.data_options(p, default=DEFAULT_DATA, help=f"run table: bundled name or path (default {DEFAULT_DATA})")
-    common.model_options(p, models_help=f"Bayesian best-run kinds whose laws are updated (comma list; default "
-                                        f"{DEFAULT_MODEL}); the objective averages over them", default_models=DEFAULT_MODEL)
+    common.model_options(p, models_help=f"Bayesian kinds whose laws are updated (comma list; default {DEFAULT_MODEL}); "
+                                        "the objective averages over them; surface (full sweeps) adds the loss",
+                         default_models=DEFAULT_MODEL)
     common.ci_prob_option(p)
     common.sampler_options(p, refits=True, refits_default=MAX_REFITS,
                            refits_help="exact refits per law of simulated outcomes whose importance weights degenerate "
@@ -97,6 +104,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from bayes_scaling.inputs.runtable import best_runs, check_design
     from bayes_scaling.planning import advise as adv
 
+    if SURFACE in models:                        # a best-runs-only table is refused before any work
+        from bayes_scaling.surface.data import surface_data
+
+        surface_data(loaded.runs, source=loaded.source)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
     adv.check_targets(targets, best.frame)
@@ -107,9 +118,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.budget < cheapest * smallest:
             raise InputError(f"--budget {args.budget:.3g} FLOPs is below the cheapest candidate of {args.candidates}")
 
-    progress.note(f"  fitting the lr and batch-size laws ({', '.join(models)}) on {loaded.source}")
-    fits = _fit(best, models, options, config, args.workers)
-    primary = {q: fits[(models[0], q)] for q in QUANTITIES}
+    surface = _fit_surface(loaded, args, config) if SURFACE in models else None
+    best_run_models = [m for m in models if m != SURFACE]
+    if best_run_models:
+        progress.note(f"  fitting the lr and batch-size laws ({', '.join(best_run_models)}) on {loaded.source}")
+    fits = _fit(best, best_run_models, options, config, args.workers)
+    primary = surface.as_optimum_fits() if models[0] == SURFACE else {q: fits[(models[0], q)] for q in QUANTITIES}
     candidates = ([adv.from_spec(s, primary, shape) for s in specs] if specs is not None
                   else adv.default_candidates(best.frame, primary, shape, targets))
     flops = np.array([c.flops(flops_model) for c in candidates])
@@ -120,11 +134,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     datas = {q: best.quantity(q) for q in QUANTITIES}
     preps = []
-    with progress.steps(len(fits), "laws simulated at every candidate") as tick:
+    with progress.steps(len(fits) + (surface is not None), "laws simulated at every candidate") as tick:
         for i, ((model, q), fit) in enumerate(fits.items()):
             preps.append(adv.simulate(fit, datas[q], candidates, targets, n_sims=args.sims, ci_prob=ci_prob,
                                       seed=args.seed + i))
             tick(f"{model} {q}")
+        if surface is not None:
+            from bayes_scaling.planning.advise_surface import simulate_surface
+
+            preps += simulate_surface(surface, candidates, targets, n_sims=args.sims, ci_prob=ci_prob,
+                                      seed=args.seed + len(fits))
+            tick("surface: loss, lr, batch_size")
     progress.note(f"  choosing among {len(candidates)} candidates within {args.budget:.3g} FLOPs")
     with progress.steps(len(candidates), "candidates added (at most)") as tick:
         advice = adv.advise(preps, candidates, flops, args.budget, targets, workers=args.workers,
@@ -143,6 +163,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     seq_len = int(loaded.runs["seq_len"].median()) if "seq_len" in loaded.runs else 64
     spec_text = adv.sweep_spec(advice, base_spec, seq_len=seq_len)
     diagnostics = {f"{m} {q}": f.diagnostics for (m, q), f in fits.items()}
+    if surface is not None:
+        diagnostics[SURFACE] = None if surface.approximate else surface.diagnostics
     from bayes_scaling.io import write_csv, write_text
 
     with command.publish({
@@ -177,11 +199,19 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 def _models(text: str | None) -> list[str]:
     models = catalog.parse_models(text or DEFAULT_MODEL)
     kinds = catalog.kinds()
-    bad = [m for m in models if kinds[m].level != "best-runs" or not kinds[m].bayesian]
+    usable = [k for k, v in kinds.items() if v.bayesian and (v.level == "best-runs" or k == SURFACE)]
+    bad = [m for m in models if m not in usable]
     if bad:
-        ok = [k for k, v in kinds.items() if v.level == "best-runs" and v.bayesian]
-        raise InputError(f"--models {', '.join(bad)}: the advisor updates a posterior; choose among {', '.join(ok)}")
+        raise InputError(f"--models {', '.join(bad)}: the advisor updates a posterior; choose among {', '.join(usable)}")
     return models
+
+
+def _fit_surface(loaded, args: argparse.Namespace, config: SamplerConfig):
+    """The surface model on every run of the table (its progress: a line per tenth of its NUTS draws)."""
+    progress.note(f"  fitting the surface model to every run of {loaded.source}")
+    return catalog.kinds()[SURFACE].fit(loaded.runs, config,
+                                        catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
+                                        source=loaded.source, cache={})
 
 
 def _read_sweep_spec(path: Path) -> dict:

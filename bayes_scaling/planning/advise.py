@@ -1,4 +1,6 @@
-"""Which sweeps to run next: the expected shrinkage of the target intervals of η* and B*, per FLOP.
+"""Which sweeps to run next: the expected shrinkage of the target intervals of η* and B*, per FLOP
+(of the loss too, with the surface model: ``planning.advise_surface`` makes its simulations; the
+search below is the same).
 
 A candidate is one (N, D) cell swept over an lr × B grid of G runs, costing G·M(N)·D FLOPs
 (M = 6N, or DeepSeek's M(N): ``planning.plan.FlopsModel``). For each fitted law (S posterior draws
@@ -31,7 +33,7 @@ budget and gains more than MIN_GAIN_Z paired standard errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -178,6 +180,8 @@ class Preposterior:
     sorted_pred: np.ndarray     # (S, T) target draws, sorted per target
     order: np.ndarray           # (S, T) their argsort
     ci_prob: float
+    refittable: bool = True     # whether :func:`check_by_refits` can refit its degenerate simulations exactly
+    stand_in: StandIn | None = None   # the widths a degenerate simulation takes instead of no shrinkage
 
     @property
     def n_sims(self) -> int:
@@ -207,12 +211,20 @@ class Preposterior:
         Where k̂ > 0.7 the weights sit on a few draws and their interval is far too narrow (an exact
         refit of such an outcome — a surprising one — is typically *wider* than today's); such a
         simulation counts as no shrinkage (W₀) until :func:`check_by_refits` refits it, so that no
-        set looks good by making the weights degenerate."""
+        set looks good by making the weights degenerate — or, for a law with a ``stand_in`` (the
+        surface's, which has no exact refit), takes the stand-in's width."""
         if not chosen:
             return np.broadcast_to(self.before, (self.n_sims, self.before.size)), np.zeros(self.n_sims)
         lw, khat = self.log_weights(chosen)
         w = weighted_widths(self.sorted_pred, self.order, np.exp(lw), self.ci_prob)
-        return np.where((khat > PARETO_K_MAX)[:, None], self.before[None, :], w), khat
+        fallback = self.before if self.stand_in is None else self.stand_in.widths(chosen)
+        return np.where((khat > PARETO_K_MAX)[:, None], fallback[None, :], w), khat
+
+
+class StandIn(Protocol):
+    """Expected widths (T,) after a set ``chosen`` by another route than importance weights."""
+
+    def widths(self, chosen: list[int]) -> np.ndarray: ...
 
 
 def weighted_widths(sorted_draws: np.ndarray, order: np.ndarray, weights: np.ndarray, ci_prob: float) -> np.ndarray:
@@ -463,7 +475,7 @@ def check_by_refits(advice: Advice, preps: list[Preposterior], fits: dict[tuple[
         w, khat = p.widths(chosen)
         w = np.array(w)
         bad = np.flatnonzero(khat > PARETO_K_MAX) if chosen else np.array([], dtype=int)
-        redo = rng.permutation(bad)[:max_refits]
+        redo = rng.permutation(bad)[:max_refits] if p.refittable else bad[:0]
         for j in redo:
             refit = _refit_with(fits[key], datas[p.quantity], [advice.candidates[c] for c in chosen],
                                 {k: v[chosen, j] for k, v in p.outcomes.items()}, p.repeats[chosen], fitter)
@@ -479,10 +491,12 @@ def check_by_refits(advice: Advice, preps: list[Preposterior], fits: dict[tuple[
         report[f"{p.model} {p.quantity}"] = {
             "simulations": int(p.n_sims), "high_k": int(bad.size), "refitted": int(redo.size),
             "imputed_from_refits": int(rest.size) if redo.size else 0,
-            "left_as_no_shrinkage": int(rest.size) if not redo.size else 0,
+            "left_as_no_shrinkage": int(rest.size) if not redo.size and p.stand_in is None else 0,
+            "gaussian_update": int(bad.size) if not p.refittable and p.stand_in is not None else 0,
             "refitted_mean_shrinkage": float(np.mean(1.0 - w[redo] / p.before)) if redo.size else None,
         }
-    advice.checked = score_of(preps, tuple(chosen), widths, khats)
+    if any(p.refittable for p in preps):          # else nothing differs from the search's own scores
+        advice.checked = score_of(preps, tuple(chosen), widths, khats)
     advice.refits = report
 
 
