@@ -242,3 +242,41 @@ def test_plan_cli_writes_the_surface_pricing(fitted, tmp_path, capsys):
     assert (table["loss_lo"] < table["loss_hi"]).all() and table.loc[0, "penalty_median"] == 0
     assert "penalty" in capsys.readouterr().out
     assert assert_manifest(out, "plan")["surface"].endswith("surface.nc")
+
+
+def test_advi_stops_when_its_loss_settles_and_reports_its_way_there(capsys):
+    """The ADVI callback raises StopIteration (pm.fit's stop) once the windowed mean loss settles,
+    not while it still falls, and prints a line at each tenth of the step budget with the loss."""
+    from bayes_scaling.surface import fit as surface_fit
+
+    reports = []
+    falling = surface_fit._Converged(lambda done, detail: reports.append((done, detail)))
+    losses = 1000.0 - np.arange(10 * surface_fit.ADVI_WINDOW, dtype=float)      # still falling, by one per step
+    for i in range(1, losses.size + 1):
+        falling(None, losses[:i], i)
+    assert falling.steps == losses.size and reports[-1] == (losses.size, f"loss {losses[-1]:.6g}")
+    flat = surface_fit._Converged(None)
+    settled = np.full(10 * surface_fit.ADVI_WINDOW, 5.0)
+    with pytest.raises(StopIteration):
+        for i in range(1, settled.size + 1):
+            flat(None, settled[:i], i)
+    assert flat.steps == 4 * surface_fit.ADVI_WINDOW
+
+
+def test_advi_fit_is_labelled_approximate_shows_progress_and_finds_the_exponents(capsys):
+    from bayes_scaling import progress
+    from bayes_scaling.surface.fit import ADVI_STEPS, SurfaceFitter
+
+    runs, _ = known_sweep()
+    progress.set_quiet(False)
+    sa = SurfaceFitter(SamplerConfig(draws=500, chains=1)).fit(surface_data(runs, source="sim"), approx="advi",
+                                                            progress="  surface NUTS (probe)")
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("  surface ADVI (probe)")]
+    assert lines and "loss" in lines[0] and "done after" in lines[-1]
+    assert sa.approximate and "APPROXIMATE" in sa.method
+    steps = int(sa.method.split("(")[1].split()[0])
+    assert 0 < steps <= ADVI_STEPS
+    for q, truth in TRUE.items():
+        b = sa.as_optimum_fits()[q].coefficients().set_index("param").loc["b_N", "median"]
+        assert abs(b - truth["b"]) < 0.35, (q, b)

@@ -46,8 +46,12 @@ from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 from bayes_scaling.surface.kind import check_approx
 from bayes_scaling.surface.model import LOSS_LAW, OPTIMA, SLOPES, build_surface, data_arrays, loss_law
 
-#: ADVI (mean-field) optimisation steps; enough for the ELBO to flatten on StepLaw.
+#: ADVI (mean-field) optimisation steps at most; enough for the ELBO to flatten on StepLaw.
 ADVI_STEPS = 30_000
+#: ADVI stops early when the mean loss over ADVI_WINDOW steps moves by less than ADVI_TOLERANCE
+#: (relative) from the window before.
+ADVI_WINDOW = 1000
+ADVI_TOLERANCE = 1e-4
 #: Law variables handed to each OptimumFit (per quantity).
 LAW_VARS = ("a", "b", "c", "sigma", "tau_c", "c_n")
 #: Run columns a saved fit keeps (what the bowls plot and the cell optima read).
@@ -199,8 +203,8 @@ class SurfaceFitter:
         t0 = time.perf_counter()
         model = build_surface(data, slopes=slopes, law=law)
         if approx == "advi":
-            idata = _advi(model, self.config)
-            method = f"ADVI mean-field ({ADVI_STEPS} steps) — APPROXIMATE, no MCMC guarantees"
+            idata, steps = _advi(model, self.config, progress=progress and progress.replace("NUTS", "ADVI"))
+            method = f"ADVI mean-field ({steps} steps) — APPROXIMATE, no MCMC guarantees"
         else:
             key = (slopes, law, len(data.cells), data.max_runs, len(data.n_levels))
             idata = sample(model, self.config, compiled=self.cache.get(key, model, data_arrays(data)),
@@ -223,9 +227,16 @@ def fit_surface(runs: pd.DataFrame, config: SamplerConfig, *, slopes: str = "poo
                                      law=law)
 
 
-def _advi(model: pm.Model, config: SamplerConfig) -> xr.DataTree:
-    """Mean-field ADVI, then ``chains × draws`` independent draws from the approximation, as one
-    chain (so R-hat and ESS say nothing about it: the fit is labelled approximate instead)."""
+def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None) -> tuple[xr.DataTree, int]:
+    """Mean-field ADVI — at most ADVI_STEPS steps, stopped earlier once the mean ELBO of the last
+    ADVI_WINDOW steps changes by less than ADVI_TOLERANCE (relative) over a window — then
+    ``chains × draws`` independent draws from the approximation, as one chain (so R-hat and ESS say
+    nothing about it: the fit is labelled approximate instead). Returns the draws and the steps taken.
+    ``progress`` (a label): a line at every tenth of ADVI_STEPS with the loss (−ELBO)."""
+    from bayes_scaling.progress import fraction
+
+    update = fraction(progress, ADVI_STEPS) if progress else None
+    stopper = _Converged(update)
     pymc_log = logging.getLogger("pymc")
     level = pymc_log.level
     pymc_log.setLevel(logging.ERROR)              # pm.fit logs its progress at INFO
@@ -233,11 +244,32 @@ def _advi(model: pm.Model, config: SamplerConfig) -> xr.DataTree:
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             approx = pm.fit(n=ADVI_STEPS, method="advi", random_seed=config.seed, progressbar=False,
-                            obj_optimizer=pm.adam(learning_rate=0.01))
+                            obj_optimizer=pm.adam(learning_rate=0.01), callbacks=[stopper])
             tree = approx.sample(config.draws * config.chains, random_seed=config.seed)
     finally:
         pymc_log.setLevel(level)
+    if update is not None:
+        update(ADVI_STEPS, f"done after {stopper.steps} steps")
     post = tree["posterior"].to_dataset()
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, post.sizes["draw"]), dtype=bool))},
                        coords={"chain": post["chain"], "draw": post["draw"]})
-    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), stopper.steps
+
+
+class _Converged:
+    """``pm.fit`` callback: reports progress and raises StopIteration (which ends the fit) once the
+    mean loss of the last ADVI_WINDOW steps differs from the window before by < ADVI_TOLERANCE."""
+
+    def __init__(self, update) -> None:
+        self.update = update
+        self.steps = 0
+
+    def __call__(self, approx, losses, i) -> None:
+        self.steps = i                  # pm.fit passes the steps done so far
+        if self.update is not None and losses.size:
+            self.update(self.steps, f"loss {losses[-1]:.6g}")
+        if self.steps % ADVI_WINDOW or self.steps < 4 * ADVI_WINDOW:
+            return
+        now, before = losses[-ADVI_WINDOW:].mean(), losses[-2 * ADVI_WINDOW:-ADVI_WINDOW].mean()
+        if abs(now - before) < ADVI_TOLERANCE * abs(before):
+            raise StopIteration(f"ELBO converged after {self.steps} steps")
