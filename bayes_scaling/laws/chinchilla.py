@@ -83,7 +83,10 @@ class ParametricLaw(Law):
                  + pm.logp(pm.Normal.dist(-1.0, 1.5), a_ref) + pm.logp(pm.Normal.dist(-1.0, 1.5), b_ref)
                  + pm.logp(pm.Normal.dist(0.5, 0.5), log_E) + 2.0 * pt.log(alpha) + 2.0 * pt.log(beta) - log_E)
         pm.Potential("prior", pt.switch(e > 0, prior, -np.inf))
-        terms = pt.stack([a_ref - alpha * x_N, b_ref - beta * x_D, pt.broadcast_to(log_E, x_N.shape)])
+        # where E <= 0 the Potential is -inf; the terms take log max(E, tiny) so that the likelihood there is
+        # finite rather than NaN (ADVI's gradient averages over such draws; NUTS rejects them either way)
+        safe_log_E = pt.log(pt.maximum(e, 1e-12))
+        terms = pt.stack([a_ref - alpha * x_N, b_ref - beta * x_D, pt.broadcast_to(safe_log_E, x_N.shape)])
         return pt.logsumexp(terms, axis=0)
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:

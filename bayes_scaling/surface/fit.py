@@ -52,6 +52,9 @@ ADVI_STEPS = 30_000
 #: (relative) from the window before.
 ADVI_WINDOW = 1000
 ADVI_TOLERANCE = 1e-4
+#: Initial spread of every mean-field factor (unconstrained scale). PyMC's default, 0.69, puts the first
+#: draws of the bowl's shapes so far out that a 200k-run likelihood overflows to NaN within 200 steps.
+ADVI_START_SIGMA = 0.01
 #: Law variables handed to each OptimumFit (per quantity).
 LAW_VARS = ("a", "b", "c", "sigma", "tau_c", "c_n")
 #: Run columns a saved fit keeps (what the bowls plot and the cell optima read).
@@ -232,10 +235,11 @@ def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None
     ADVI_WINDOW steps changes by less than ADVI_TOLERANCE (relative) over a window — then
     ``chains × draws`` independent draws from the approximation, as one chain (so R-hat and ESS say
     nothing about it: the fit is labelled approximate instead). Returns the draws and the steps taken.
-    ``progress`` (a label): a line at every tenth of ADVI_STEPS with the loss (−ELBO)."""
+    ``progress`` (a label): a line every ADVI_WINDOW steps with the loss (−ELBO), its ETA that of
+    ADVI_STEPS (an upper bound: the fit usually stops sooner)."""
     from bayes_scaling.progress import fraction
 
-    update = fraction(progress, ADVI_STEPS) if progress else None
+    update = fraction(progress, ADVI_STEPS, every=ADVI_WINDOW / ADVI_STEPS) if progress else None
     stopper = _Converged(update)
     pymc_log = logging.getLogger("pymc")
     level = pymc_log.level
@@ -243,13 +247,21 @@ def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None
     try:
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            approx = pm.fit(n=ADVI_STEPS, method="advi", random_seed=config.seed, progressbar=False,
-                            obj_optimizer=pm.adam(learning_rate=0.01), callbacks=[stopper])
+            advi = pm.ADVI(random_seed=config.seed, start_sigma={v.name: ADVI_START_SIGMA for v in model.value_vars})
+            try:
+                approx = advi.fit(n=ADVI_STEPS, progressbar=False, obj_optimizer=pm.adam(learning_rate=0.01),
+                                  callbacks=[stopper])
+            except FloatingPointError:
+                raise InputError(f"--approx advi: the optimisation reached NaN after {stopper.steps} steps; "
+                                 "fit by NUTS instead (leave out --approx)") from None
             tree = approx.sample(config.draws * config.chains, random_seed=config.seed)
     finally:
         pymc_log.setLevel(level)
     if update is not None:
-        update(ADVI_STEPS, f"done after {stopper.steps} steps")
+        from bayes_scaling.progress import note
+
+        note(f"{progress} done after {stopper.steps} steps ("
+             + ("the ELBO settled)" if stopper.settled else "the step budget; the ELBO had not settled)"))
     post = tree["posterior"].to_dataset()
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, post.sizes["draw"]), dtype=bool))},
                        coords={"chain": post["chain"], "draw": post["draw"]})
@@ -263,13 +275,21 @@ class _Converged:
     def __init__(self, update) -> None:
         self.update = update
         self.steps = 0
+        self.settled = False
 
     def __call__(self, approx, losses, i) -> None:
         self.steps = i                  # pm.fit passes the steps done so far
         if self.update is not None and losses.size:
-            self.update(self.steps, f"loss {losses[-1]:.6g}")
+            self.update(self.steps, f"loss {_finite_mean(losses[-100:]):.6g} (mean of the last 100 steps)")
         if self.steps % ADVI_WINDOW or self.steps < 4 * ADVI_WINDOW:
             return
-        now, before = losses[-ADVI_WINDOW:].mean(), losses[-2 * ADVI_WINDOW:-ADVI_WINDOW].mean()
+        now, before = (_finite_mean(w) for w in (losses[-ADVI_WINDOW:], losses[-2 * ADVI_WINDOW:-ADVI_WINDOW]))
         if abs(now - before) < ADVI_TOLERANCE * abs(before):
+            self.settled = True
             raise StopIteration(f"ELBO converged after {self.steps} steps")
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean of the finite values (a draw outside the support has an infinite loss)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("inf")
