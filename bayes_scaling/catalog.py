@@ -21,6 +21,8 @@ from bayes_scaling.progress import steps
 from bayes_scaling.surface.kind import RUN_LEVEL_KINDS, RunOptions
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from bayes_scaling.inputs.runtable import BestRuns
@@ -130,13 +132,15 @@ class Scored(Fitted):
 def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, config, options, *,
                   runs: pd.DataFrame | None = None, run_options: RunOptions = RunOptions(), source: str = "<table>",
                   scoring: Scoring = Scoring(), workers: int = 1,
-                  on_fit: Callable[[str, str, object], None] | None = None) -> Scored:
+                  on_fit: Callable[[str, str, object], None] | None = None, cache: Path | None = None) -> Scored:
     """Fit, score and judge every named kind — one kind per task, run by ``workers`` processes at once.
 
     A task compiles its kind once (nutpie's compile, seconds, is most of a small fit and cannot be
     cached across processes), so kinds in parallel processes overlap their compiles, samplings and
     refits; each process samples its chains on cpu_count/workers cores. ``workers=1`` runs the tasks
     here, one after another. Results are those of the sequential path: each chain's seed is its own.
+    ``cache`` (a folder, opt-in): a kind's finished task is kept there (``inference.cache``) and
+    loaded instead of redone when everything that decides it is the same.
     """
     import os
     from dataclasses import replace
@@ -147,7 +151,7 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
         config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
     # the costliest first, so that the last task to finish is a short one
     order = sorted(names, key=lambda n: (known[n].level != "runs", -getattr(known[n], "main_priority", 0)))
-    tasks = [(name, quantities, best, config, options, runs, run_options, source, scoring, workers > 1)
+    tasks = [(name, quantities, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
              for name in order]
     out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
     with steps(len(tasks), "model kinds fitted and scored") as tick:
@@ -186,9 +190,38 @@ def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
                 out.scores[q][name] = scores
 
 
-def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool):
+def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None):
     """One kind, every quantity: fit, and score and judge it where ``scoring`` asks (a pool task: its
-    own progress stays quiet, the caller's bar counts the tasks)."""
+    own progress stays quiet, the caller's bar counts the tasks) — or its stored result from ``cache``."""
+    if cache is None:
+        return _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
+    from dataclasses import replace
+
+    from bayes_scaling import progress
+    from bayes_scaling.inference.cache import ResultCache, key_of
+
+    store = ResultCache(cache)
+    run_level = kinds()[name].level == "runs"
+    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities], replace(config, cores=1), options,
+                 replace(run_options, progress=False), scoring,
+                 _table_bytes(runs) if run_level else b"")
+    hit = store.get(key)
+    if hit is not None:
+        progress.note(f"  {name}: finished fit and scores loaded from the cache {store.path(key)}")
+        return hit
+    result = _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
+    store.put(key, result)
+    return result
+
+
+def _table_bytes(runs: pd.DataFrame) -> bytes:
+    """The content of a run table (its columns and every value), for a cache key."""
+    import pandas as pd
+
+    return "\x1f".join(map(str, runs.columns)).encode() + pd.util.hash_pandas_object(runs, index=True).to_numpy().tobytes()
+
+
+def _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool):
     from bayes_scaling import progress
     from bayes_scaling.optimum.compare import score
     from bayes_scaling.optimum.fit import Fitter

@@ -363,3 +363,35 @@ def test_the_parallel_path_gives_the_sequential_results_and_still_reports_failed
         assert "model kinds fitted" not in proc.stderr                   # --quiet: no progress
         outs[workers] = pd.read_csv(out / "predictions.csv")
     pd.testing.assert_frame_equal(outs["1"], outs["2"])
+
+
+def test_the_opt_in_cache_reuses_a_finished_fit_and_misses_on_any_change(tmp_path, capsys):
+    """A rerun with --cache loads each kind's finished task instead of sampling: the same predictions,
+    a line saying so, no new entry. Another seed misses (a new entry); an unreadable entry is a miss
+    that is refitted and replaced; a --cache that is a file is one line, exit 2."""
+    cache = tmp_path / "cache"
+    args = ["--data", "blog-partII", "--models", "ols,pooled", "--quantity", "lr", "--draws", "100", "--tune", "200",
+            "--chains", "2", "--cv", "none", "--max-refits", "0", "--no-plots", "--workers", "1", "--cache", str(cache)]
+
+    def fit(out: str, *extra: str) -> tuple[pd.DataFrame, str]:
+        assert main([*args, "--out", str(tmp_path / out), *extra]) == 0
+        return pd.read_csv(tmp_path / out / "predictions.csv"), capsys.readouterr().err
+
+    first, err = fit("a")
+    entries = sorted(cache.glob("*.pkl"))
+    assert len(entries) == 2 and "from the cache" not in err            # one per kind
+    again, err = fit("b")
+    assert err.count("loaded from the cache") == 2 and sorted(cache.glob("*.pkl")) == entries
+    pd.testing.assert_frame_equal(first, again)
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["fit_cache"] == str(cache)
+    _, err = fit("c", "--seed", "7")
+    assert err.count("loaded from the cache") == 0 and len(list(cache.glob("*.pkl"))) == 4
+    entries[0].write_bytes(b"not a pickle")
+    _, err = fit("d")
+    assert err.count("loaded from the cache") == 1 and len(list(cache.glob("*.pkl"))) == 4
+    _, err = fit("e")
+    assert err.count("loaded from the cache") == 2                          # the unreadable one was replaced
+    (tmp_path / "file").write_text("x")
+    assert main([*args[:-1], str(tmp_path / "file"), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cache" in err[0] and not (tmp_path / "f").exists()

@@ -97,7 +97,8 @@ def test_best_runs_only_table_is_refused():
 
 def test_recovers_cell_optima_and_exponents(fitted):
     sf, log_opt = fitted
-    assert sf.diagnostics.divergences == 0
+    draws = sf.posterior.sizes["chain"] * sf.posterior.sizes["draw"]
+    assert sf.diagnostics.divergences <= 0.01 * draws          # a handful at most in this short fit
     est = np.median(sf.posterior["log_opt"].values.reshape(-1, 2, log_opt.shape[1]), axis=0)
     assert np.max(np.abs(est - log_opt)) < 0.15            # a fifth of a grid step (log 2 / 2 = 0.35)
     fits = sf.as_optimum_fits()
@@ -256,6 +257,18 @@ def test_advi_stops_when_its_loss_settles_and_reports_its_way_there(capsys):
         falling(None, losses[:i], i)
     assert falling.steps == losses.size and reports[-1][0] == losses.size
     assert reports[-1][1].startswith(f"loss {losses[-100:].mean():.6g}")
+    slow = surface_fit._Converged(None)         # still improving by 50 nats a window at a scale of 10⁶
+    creeping = 1e6 - 0.05 * np.arange(10 * surface_fit.ADVI_WINDOW) + np.random.default_rng(0).standard_normal(
+        10 * surface_fit.ADVI_WINDOW)
+    for i in range(1, creeping.size + 1):
+        slow(None, creeping[:i], i)
+    assert not slow.settled
+    noisy = surface_fit._Converged(None)        # settled, with noise: stops at the first window it may
+    level = 5.0 + np.random.default_rng(1).standard_normal(10 * surface_fit.ADVI_WINDOW)
+    with pytest.raises(StopIteration):
+        for i in range(1, level.size + 1):
+            noisy(None, level[:i], i)
+    assert noisy.settled and noisy.steps <= 6 * surface_fit.ADVI_WINDOW
     flat = surface_fit._Converged(None)
     settled = np.full(10 * surface_fit.ADVI_WINDOW, 5.0)
     with pytest.raises(StopIteration):

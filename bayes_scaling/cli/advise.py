@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the best run it would find is simulated from the posterior of the lr and batch-size laws, the\n"
             "posterior draws are reweighted by it (importance sampling, Pareto-k checked, exact refits where\n"
             "the weights degenerate), and the expected 90% interval of eta* and B* at each target is averaged\n"
-            "over simulations. A greedy search picks the set with the most shrinkage per FLOP that fits\n"
+            "over simulations (the surface model has no exact refit: a linear-Gaussian update stands in).\n"
+            "A greedy search picks the set with the most shrinkage per FLOP that fits\n"
             "--budget; spec.toml is that set as a sweep spec for `python -m training.sweep plan`.\n\n"
             "--models surface (a table of full sweeps) fits the surface model to every run instead and adds the\n"
             "loss at the target, L*(N, D): a sweep's outcome is then what it measures of its cell's minimum\n"
@@ -155,7 +156,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     refit_config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_DRAWS),
                            chains=min(config.chains, REFIT_CHAINS))
-    with progress.steps(args.max_refits * len(preps), "exact refits of degenerate weights (at most)") as tick:
+    refittable = sum(p.refittable for p in preps)
+    with progress.steps(args.max_refits * refittable, "exact refits of degenerate weights (at most)") as tick:
         adv.check_by_refits(advice, preps, fits, datas, Fitter(refit_config, options=options),
                             max_refits=args.max_refits, seed=args.seed, on_refit=tick)
 
@@ -165,6 +167,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     diagnostics = {f"{m} {q}": f.diagnostics for (m, q), f in fits.items()}
     if surface is not None:
         diagnostics[SURFACE] = None if surface.approximate else surface.diagnostics
+        if surface.approximate:
+            print(f"NOTE: the surface fit is APPROXIMATE ({surface.method}); mean-field spreads are too narrow, "
+                  "so the expected shrinkage is optimistic.", file=sys.stderr)
     from bayes_scaling.io import write_csv, write_text
 
     with command.publish({
@@ -173,6 +178,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "candidates": [c.label for c in candidates], "chosen": [candidates[c].label for c in advice.chosen],
         "flops_spent": advice.spent, "sims": args.sims, "ci_prob": ci_prob, "seed": config.seed,
         "sampler": config.as_dict(), "refits": advice.refits,
+        "surface_method": surface.method if surface is not None else None,
         "diagnostics": {k: d.as_dict() if d else None for k, d in diagnostics.items()},
     }) as stage:
         write_csv(stage / "advice.csv", table)
@@ -207,7 +213,8 @@ def _models(text: str | None) -> list[str]:
 
 
 def _fit_surface(loaded, args: argparse.Namespace, config: SamplerConfig):
-    """The surface model on every run of the table (its progress: a line per tenth of its NUTS draws)."""
+    """The surface model on every run of the table (with its own progress lines: NUTS's tenths, or
+    ADVI's windows with ``--approx advi``)."""
     progress.note(f"  fitting the surface model to every run of {loaded.source}")
     return catalog.kinds()[SURFACE].fit(loaded.runs, config,
                                         catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),

@@ -83,12 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.ci_prob_option(g)
     common.sampler_options(p, refits=True)
     common.output_options(p, "fit")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="keep each kind's finished fit and scores in DIR and reuse them when the data, kind, sampler "
+                        "settings and options are the same (opt-in, for reruns and notebooks; delete DIR to clear)")
     return p
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Validate every option, then load, fit, compare, predict, write and report."""
     progress.set_quiet(args.quiet)
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+        raise InputError(f"--cache {args.cache}: not a folder")
     models = catalog.parse_models(args.models)
     targets = common.parse_targets(args.target, DEFAULT_TARGET)
     ci_prob = common.check_ci_prob(args.ci_prob)
@@ -143,7 +148,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                               targets=tuple(targets))
     fitted = catalog.fit_and_score(models, quantities, best, config, options, runs=loaded.runs, source=loaded.source,
                                    run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
-                                   scoring=scoring, workers=args.workers, on_fit=announce)
+                                   scoring=scoring, workers=args.workers, on_fit=announce, cache=args.cache)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
     predictions = pd.concat([f.predict([t[0] for t in targets], [t[1] for t in targets], ci_prob=ci_prob)
@@ -170,7 +175,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "dropped": best.dropped_text(),
                  "sigma_sel": best.sigma_sel or {q: best.quantity(q).sigma_sel for q in quantities}},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
-        "seed": config.seed, "sampler": config.as_dict(),
+        "seed": config.seed, "sampler": config.as_dict(), "fit_cache": str(args.cache) if args.cache else None,
         "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
         "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}

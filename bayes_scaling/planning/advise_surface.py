@@ -13,13 +13,15 @@ loss law and the two optimum laws at (N_c, D_c), so that
     log p(y_c | θ_s) = Σ_q log Normal(y_cq; m_s,q(N_c, D_c), √(σ_s,q² + se_q²))      (a new cell)
     log p(y_c | θ_s) = Σ_q log Normal(y_cq; z_s,jq, se_q)                               (a re-sweep of cell j)
 
-— closed forms, so no cell's bowl has to be integrated out per draw. se_q is what one sweep of the
-table's grid tells about its cell, read off today's fit: a fitted cell's posterior variance v_j is that of
-a measurement with error se_j joined to its prior from the laws (variance ≈ Var(m_j) + E[σ²]), so
+— closed forms, so no cell's bowl has to be integrated out per draw. se_q is what one sweep tells about
+its cell, read off today's fit: a fitted cell's posterior variance v_j is that of a measurement with error
+se_j joined to its prior from the laws (variance ≈ Var(m_j) + E[σ²]), so
 
-    se_j² = 1 / (1/v_j − 1/(Var(m_j) + E[σ²])),     se_q = the median over cells
+    se_j² = 1 / (1/v_j − 1/(Var(m_j) + E[σ²])),     se_q = the median over cells,
 
-(a cell whose own runs add nothing has se_j = ∞; a quantity no cell measures adds no term). The
+for a sweep of the table's median run count n̄; a candidate of G runs has se_q·√(n̄/G) (precision grows
+with the runs; where its grid sits is not modelled: the default candidates centre it on the forecast).
+A cell whose own runs add nothing has se_j = ∞; a quantity no cell measures adds no term. The
 simulation of outcome j draws θ_j, then z_c from the laws (or the re-swept cell's z_j), then y_c = z_c +
 se·ε — the same model the likelihood scores, so the update is exact *for the summary* (a coarsening of
 the sweep's runs). The loss law and the optimum laws share no parameter, so the loss target is
@@ -47,7 +49,8 @@ if TYPE_CHECKING:
 QUANTITIES = ("loss", "lr", "batch_size")
 #: Blocks of latents whose measurements reweight each other's targets: the loss law shares no parameter
 #: with the optimum laws, so the loss target is reweighted by the L* measurements alone and the optima by
-#: the (η*, B*) ones — the same update in expectation, with far less degenerate weights.
+#: the (η*, B*) ones — approximately the same update (a cell's bowl couples its L* and its optimum a
+#: little in the posterior), with far less degenerate weights.
 BLOCKS = {"loss law": (0,), "optimum laws": (1, 2)}
 
 
@@ -114,15 +117,17 @@ def sweep_error(sf: SurfaceFit) -> np.ndarray:
 def simulate_surface(sf: SurfaceFit, candidates: list[Candidate], targets: list[tuple[float, float]], *,
                      n_sims: int = 200, ci_prob: float = 0.9, seed: int = 0) -> list[Preposterior]:
     """Simulate every candidate's measurement J times from the surface posterior and score it under every
-    draw; one :class:`Preposterior` per quantity (loss, lr, batch_size), all sharing one likelihood."""
+    draw; one :class:`Preposterior` per quantity (loss, lr, batch_size): the loss reweighted by the L*
+    measurements, the two optima by the (η*, B*) ones (``BLOCKS``)."""
     from scipy.stats import norm
 
     from bayes_scaling.surface.predict import fitted_cell
 
     sf = thinned(sf)
     rng = np.random.default_rng(seed)
-    se = sweep_error(sf)
-    informs = np.isfinite(se)
+    base_se = sweep_error(sf)
+    informs = np.isfinite(base_se)
+    typical = float(np.median(sf.data.cells["n_runs"]))
     C, T = len(candidates), len(targets)
     N = np.array([c.N for c in candidates] + [t[0] for t in targets], dtype=float)
     D = np.array([c.D for c in candidates] + [t[1] for t in targets], dtype=float)
@@ -138,6 +143,7 @@ def simulate_surface(sf: SurfaceFit, candidates: list[Candidate], targets: list[
     noise_var = np.empty((3, C))                 # and the variance of that noise: E[σ²] + se² (new) or se²
     for c in range(C):
         r = repeats[c]
+        se = base_se * np.sqrt(typical / candidates[c].runs)
         if r < 0:
             z = m[truth, :, c] + sigma[truth] * rng.standard_normal((n_sims, 3))
             loc, scale = m[:, :, c], np.sqrt(sigma**2 + np.where(informs, se, 0.0) ** 2)       # (S, 3)

@@ -48,10 +48,12 @@ from bayes_scaling.surface.model import LOSS_LAW, OPTIMA, SLOPES, build_surface,
 
 #: ADVI (mean-field) optimisation steps at most; enough for the ELBO to flatten on StepLaw.
 ADVI_STEPS = 30_000
-#: ADVI stops early when the mean loss over ADVI_WINDOW steps moves by less than ADVI_TOLERANCE
-#: (relative) from the window before.
+#: ADVI stops early (at the soonest after 4 windows) when the mean loss over ADVI_WINDOW steps differs
+#: from the window before by no more than ADVI_Z standard errors of the difference, or by less than
+#: ADVI_RETURNS of the loss gained since the first window.
 ADVI_WINDOW = 1000
-ADVI_TOLERANCE = 1e-4
+ADVI_Z = 2.0
+ADVI_RETURNS = 0.01
 #: Initial spread of every mean-field factor (unconstrained scale). PyMC's default, 0.69, puts the first
 #: draws of the bowl's shapes so far out that a 200k-run likelihood overflows to NaN within 200 steps.
 ADVI_START_SIGMA = 0.01
@@ -231,10 +233,10 @@ def fit_surface(runs: pd.DataFrame, config: SamplerConfig, *, slopes: str = "poo
 
 
 def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None) -> tuple[xr.DataTree, int]:
-    """Mean-field ADVI — at most ADVI_STEPS steps, stopped earlier once the mean ELBO of the last
-    ADVI_WINDOW steps changes by less than ADVI_TOLERANCE (relative) over a window — then
-    ``chains × draws`` independent draws from the approximation, as one chain (so R-hat and ESS say
-    nothing about it: the fit is labelled approximate instead). Returns the draws and the steps taken.
+    """Mean-field ADVI — at most ADVI_STEPS steps, stopped earlier once the mean loss of a window of
+    ADVI_WINDOW steps no longer differs from the window before (``_Converged``) — then ``chains × draws``
+    independent draws from the approximation (those inside the support), as one chain (so R-hat and ESS
+    say nothing about it: the fit is labelled approximate instead). Returns the draws and the steps taken.
     ``progress`` (a label): a line every ADVI_WINDOW steps with the loss (−ELBO), its ETA that of
     ADVI_STEPS (an upper bound: the fit usually stops sooner)."""
     from bayes_scaling.progress import fraction
@@ -262,15 +264,33 @@ def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None
 
         note(f"{progress} done after {stopper.steps} steps ("
              + ("the ELBO settled)" if stopper.settled else "the step budget; the ELBO had not settled)"))
-    post = tree["posterior"].to_dataset()
+    post = _inside_support(tree["posterior"].to_dataset())
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, post.sizes["draw"]), dtype=bool))},
                        coords={"chain": post["chain"], "draw": post["draw"]})
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), stopper.steps
 
 
+def _inside_support(post: xr.Dataset) -> xr.Dataset:
+    """The draws whose every variable is finite: a mean-field draw may fall outside the model's support
+    (the loss law's E <= 0, whose log E is NaN), where no posterior draw can be."""
+    keep = np.ones(post.sizes["chain"] * post.sizes["draw"], dtype=bool)
+    for name in post.data_vars:
+        values = post[name].transpose("chain", "draw", ...).values.reshape(keep.size, -1)
+        keep &= np.isfinite(values).all(axis=1)
+    if not keep.any():
+        raise InputError("--approx advi: no draw of the approximation lies inside the model's support; "
+                         "fit by NUTS instead (leave out --approx)")
+    if keep.all():
+        return post
+    kept = post.isel(draw=np.flatnonzero(keep))
+    return kept.assign_coords(draw=np.arange(kept.sizes["draw"]))
+
+
 class _Converged:
-    """``pm.fit`` callback: reports progress and raises StopIteration (which ends the fit) once the
-    mean loss of the last ADVI_WINDOW steps differs from the window before by < ADVI_TOLERANCE."""
+    """``pm.fit`` callback: reports progress and raises StopIteration (which ends the fit) once the mean
+    loss of the last ADVI_WINDOW steps differs from the window before by no more than ADVI_Z standard
+    errors of that difference (no change the optimiser's own noise could not explain), or by less than
+    ADVI_RETURNS of what the fit has gained since its first window (diminishing returns)."""
 
     def __init__(self, update) -> None:
         self.update = update
@@ -283,8 +303,14 @@ class _Converged:
             self.update(self.steps, f"loss {_finite_mean(losses[-100:]):.6g} (mean of the last 100 steps)")
         if self.steps % ADVI_WINDOW or self.steps < 4 * ADVI_WINDOW:
             return
-        now, before = (_finite_mean(w) for w in (losses[-ADVI_WINDOW:], losses[-2 * ADVI_WINDOW:-ADVI_WINDOW]))
-        if abs(now - before) < ADVI_TOLERANCE * abs(before):
+        windows = [w[np.isfinite(w)] for w in (losses[-ADVI_WINDOW:], losses[-2 * ADVI_WINDOW:-ADVI_WINDOW])]
+        if min(w.size for w in windows) < 2:
+            return
+        se = np.sqrt(sum(w.var(ddof=1) / w.size for w in windows))
+        change = abs(windows[0].mean() - windows[1].mean())
+        first = losses[:ADVI_WINDOW][np.isfinite(losses[:ADVI_WINDOW])]
+        gained = first.mean() - windows[0].mean() if first.size else 0.0
+        if change <= ADVI_Z * se or (gained > 0 and change < ADVI_RETURNS * gained):
             self.settled = True
             raise StopIteration(f"ELBO converged after {self.steps} steps")
 
