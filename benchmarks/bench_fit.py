@@ -9,8 +9,8 @@ model (nutpie: numba; PyMC: C); "second" is the other optimum, which reuses it.
 Part 2 times the default command ``python -m bayes_scaling.fit`` end to end as a user
 runs it: cold (empty PyTensor/numba compile cache, as after a fresh install) and warm
 (cache filled by the cold run); then warm without plots, without exact LOO refits, and
-``--models ols`` (imports, data, OLS bootstrap: the floor every run pays), as ratios to
-that floor; with ``--plan``, ``plan --compute 1e21`` cold (its own empty cache) and warm. Timings on a shared 2-core machine are noisy: compare ratios.
+``--models ols`` (imports, data, OLS bootstrap: the floor every run pays), and a rerun with
+``--cache`` whose fits are stored (with and without plots), as ratios to that floor; with ``--plan``, ``plan --compute 1e21`` cold (its own empty cache) and warm. Timings on a shared 2-core machine are noisy: compare ratios.
 """
 
 from __future__ import annotations
@@ -84,6 +84,10 @@ def main() -> None:
                     "warm, --no-plots": time_cli(["--no-plots"], env),
                     "warm, --max-refits 0 (PSIS only)": time_cli(["--max-refits", "0"], env),
                     "warm, --models ols --no-plots (floor)": time_cli(["--models", "ols", "--no-plots"], env)}
+            store = os.path.join(cache, "fits")                  # the opt-in store of finished fits
+            time_cli(["--cache", store], env)
+            runs["rerun with --cache (its fits stored)"] = time_cli(["--cache", store], env)
+            runs["rerun with --cache, --no-plots"] = time_cli(["--cache", store, "--no-plots"], env)
         if args.plan:
             with tempfile.TemporaryDirectory() as cache:
                 env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}")
