@@ -360,11 +360,10 @@ def surface_start(seed: int = 0) -> pd.DataFrame:
 
 def target_widths(sf, rng) -> tuple[np.ndarray, np.ndarray]:
     """(3,) log widths of the 90 % intervals of log L*, log η*, log B* at the target and the (S, 3) draws."""
-    from bayes_scaling.planning.advise_surface import law_means, scatters
+    from bayes_scaling.planning.advise_surface import law_means, scatters, target_draws
 
     m = law_means(sf, np.array([SURFACE_TARGET[0][0]]), np.array([SURFACE_TARGET[0][1]]), seed=int(rng.integers(2**31)))
-    pred = m[:, :, 0] + scatters(sf) * rng.standard_normal(m.shape[:2])
-    pred[:, 0] = np.log(pred[:, 0])
+    pred = target_draws(m, scatters(sf), rng)[:, :, 0]
     return adv.interval_width(pred, 0.9), pred
 
 

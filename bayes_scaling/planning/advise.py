@@ -42,6 +42,7 @@ from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, Grid, cell_log_bounds
 
 if TYPE_CHECKING:   # light at import (the command line reads its defaults here): pandas and SciPy load on use
     import pandas as pd
+    import xarray as xr
 
     from bayes_scaling.inputs.candidates import CandidateSpec
     from bayes_scaling.inputs.runtable import QuantityData
@@ -180,8 +181,13 @@ class Preposterior:
     sorted_pred: np.ndarray     # (S, T) target draws, sorted per target
     order: np.ndarray           # (S, T) their argsort
     ci_prob: float
-    refittable: bool = True     # whether :func:`check_by_refits` can refit its degenerate simulations exactly
     stand_in: StandIn | None = None   # the widths a degenerate simulation takes instead of no shrinkage
+
+    @property
+    def refittable(self) -> bool:
+        """Whether :func:`check_by_refits` refits its degenerate simulations exactly: a law with a
+        ``stand_in`` (the surface's) has no exact refit, and the stand-in takes their place."""
+        return self.stand_in is None
 
     @property
     def n_sims(self) -> int:
@@ -275,8 +281,7 @@ def simulate(fit: OptimumFit, data: QuantityData, candidates: list[Candidate], t
 
     rng = np.random.default_rng(seed)
     spec, post, centers = fit.spec, fit.posterior, fit.centers
-    step = int(np.ceil(post.sizes["chain"] * post.sizes["draw"] / MAX_DRAWS))
-    post = post.isel(draw=slice(None, None, step))                               # thinned to ≤ MAX_DRAWS
+    post = thin(post)
     C = len(candidates)
     log_N = np.log(np.array([c.N for c in candidates] + [t[0] for t in targets], dtype=float))
     log_D = np.log(np.array([c.D for c in candidates] + [t[1] for t in targets], dtype=float))
@@ -311,6 +316,13 @@ def simulate(fit: OptimumFit, data: QuantityData, candidates: list[Candidate], t
     order = np.argsort(pred, axis=0)
     return Preposterior(fit.model, fit.quantity, interval_width(pred, ci_prob), loglik, truth,
                         {"y": y, "lo": lo, "hi": hi}, repeats, np.take_along_axis(pred, order, axis=0), order, ci_prob)
+
+
+def thin(draws: xr.Dataset, max_draws: int = MAX_DRAWS) -> xr.Dataset:
+    """``draws`` (chain, draw, ...) thinned evenly along ``draw`` to at most ``max_draws`` in all (the
+    reweighting's cost is linear in the draws)."""
+    step = int(np.ceil(draws.sizes["chain"] * draws.sizes["draw"] / max_draws))
+    return draws.isel(draw=slice(None, None, step)) if step > 1 else draws
 
 
 def truncated_normal(mu: np.ndarray, sigma: np.ndarray, lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
@@ -491,8 +503,8 @@ def check_by_refits(advice: Advice, preps: list[Preposterior], fits: dict[tuple[
         report[f"{p.model} {p.quantity}"] = {
             "simulations": int(p.n_sims), "high_k": int(bad.size), "refitted": int(redo.size),
             "imputed_from_refits": int(rest.size) if redo.size else 0,
-            "left_as_no_shrinkage": int(rest.size) if not redo.size and p.stand_in is None else 0,
-            "gaussian_update": int(bad.size) if not p.refittable and p.stand_in is not None else 0,
+            "left_as_no_shrinkage": int(rest.size) if not redo.size and p.refittable else 0,
+            "gaussian_update": 0 if p.refittable else int(bad.size),
             "refitted_mean_shrinkage": float(np.mean(1.0 - w[redo] / p.before)) if redo.size else None,
         }
     if any(p.refittable for p in preps):          # else nothing differs from the search's own scores

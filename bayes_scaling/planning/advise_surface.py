@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayes_scaling.planning.advise import MAX_DRAWS, Candidate, Preposterior, interval_width
+from bayes_scaling.planning.advise import Candidate, Preposterior, interval_width, thin
 
 if TYPE_CHECKING:
     from bayes_scaling.surface.fit import SurfaceFit
@@ -54,18 +54,21 @@ QUANTITIES = ("loss", "lr", "batch_size")
 BLOCKS = {"loss law": (0,), "optimum laws": (1, 2)}
 
 
-def thinned(sf: SurfaceFit, max_draws: int = MAX_DRAWS) -> SurfaceFit:
-    """``sf`` with its posterior thinned evenly to at most ``max_draws`` draws."""
+def thinned(sf: SurfaceFit) -> SurfaceFit:
+    """``sf`` with its posterior (and sample stats) thinned as ``planning.advise.thin`` thins a law's."""
     import xarray as xr
 
-    post = sf.posterior
-    step = int(np.ceil(post.sizes["chain"] * post.sizes["draw"] / max_draws))
-    if step <= 1:
-        return sf
-    stats = sf.idata["sample_stats"].to_dataset()
-    tree = xr.DataTree.from_dict({"posterior": post.isel(draw=slice(None, None, step)),
-                                  "sample_stats": stats.isel(draw=slice(None, None, step))})
+    tree = xr.DataTree.from_dict({name: thin(sf.idata[name].to_dataset()) for name in ("posterior", "sample_stats")})
     return replace(sf, idata=tree)
+
+
+def target_draws(m: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(S, 3, T) predictive draws of (log L*, log η*, log B*) of a new cell at each target, from the law
+    means ``m`` (S, 3, T) and scatters ``sigma`` (S, 3): law + scatter, L* on the log scale so that its
+    interval is a hi/lo ratio like η*'s and B*'s."""
+    pred = m + sigma[:, :, None] * rng.standard_normal(m.shape)
+    pred[:, 0] = np.log(np.maximum(pred[:, 0], 1e-12))
+    return pred
 
 
 def law_means(sf: SurfaceFit, N: np.ndarray, D: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -128,7 +131,7 @@ def simulate_surface(sf: SurfaceFit, candidates: list[Candidate], targets: list[
     base_se = sweep_error(sf)
     informs = np.isfinite(base_se)
     typical = float(np.median(sf.data.cells["n_runs"]))
-    C, T = len(candidates), len(targets)
+    C = len(candidates)
     N = np.array([c.N for c in candidates] + [t[0] for t in targets], dtype=float)
     D = np.array([c.D for c in candidates] + [t[1] for t in targets], dtype=float)
     m = law_means(sf, N, D, seed=int(rng.integers(2**31)))                              # (S, 3, C + T)
@@ -157,8 +160,7 @@ def simulate_surface(sf: SurfaceFit, candidates: list[Candidate], targets: list[
         for block, ks in BLOCKS.items():
             keep = [k for k in ks if informs[k]]
             loglik[block][c] = terms[:, :, keep].sum(axis=2)
-    pred = m[:, :, C:] + sigma[:, :, None] * rng.standard_normal((S, 3, T))
-    pred[:, 0] = np.log(np.maximum(pred[:, 0], 1e-12))           # widths of L* as hi/lo ratios, like η* and B*
+    pred = target_draws(m[:, :, C:], sigma, rng)
     preps = []
     for k, q in enumerate(QUANTITIES):
         block = next(b for b, ks in BLOCKS.items() if k in ks)
@@ -168,7 +170,7 @@ def simulate_surface(sf: SurfaceFit, candidates: list[Candidate], targets: list[
         stand_in = GaussianUpdate(pred[:, k], measured[:, ks], noise_var[ks], before)
         preps.append(Preposterior("surface", q, before, loglik[block], truth,
                                   {"y": y[:, :, k]}, repeats, np.take_along_axis(pred[:, k], order, axis=0),
-                                  order, ci_prob, refittable=False, stand_in=stand_in))
+                                  order, ci_prob, stand_in=stand_in))
     return preps
 
 
