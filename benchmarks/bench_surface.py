@@ -1,6 +1,7 @@
 """Wall time of the full-surface fit on StepLaw (1,911 runs) against the best-run hierarchical fit.
 
     python benchmarks/bench_surface.py [--draws 1000 --tune 1000] [--advi]
+    python benchmarks/bench_surface.py --data steplaw-moe --tune 2000 --target-accept 0.995
     python benchmarks/bench_surface.py --large [--cells 100 --runs-per-cell 2000]
 
 ``--large``: the fast path on a simulated 200k-run table (100 cells, 40 lr × 50 batch values each,
@@ -78,16 +79,18 @@ def main() -> None:
     p.add_argument("--large", action="store_true", help="time ADVI on a simulated 200k-run table instead")
     p.add_argument("--cells", type=int, default=100)
     p.add_argument("--runs-per-cell", type=int, default=2000)
+    p.add_argument("--data", default="steplaw-dense", help="bundled sweep table (default steplaw-dense)")
+    p.add_argument("--target-accept", type=float, default=SamplerConfig().target_accept)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--slopes", choices=("pooled", "per_n"), default="pooled")
     p.add_argument("--advi", action="store_true", help="also time the approximate ADVI mode")
     args = p.parse_args()
-    config = SamplerConfig(draws=args.draws, tune=args.tune)
+    config = SamplerConfig(draws=args.draws, tune=args.tune, target_accept=args.target_accept)
     if args.large:
         run_large(args, config)
         return
-    loaded = load_runs("steplaw-dense")
+    loaded = load_runs(args.data)
     best = best_runs(loaded.runs, source=loaded.source)
 
     t0 = time.perf_counter()
@@ -102,6 +105,11 @@ def main() -> None:
     print(f"surface NUTS ({len(loaded.runs)} runs, slopes={args.slopes}, incl. compile): {t_surf:6.1f} s  "
           f"{sf.diagnostics.describe()}")
     print(f"ratio surface / hierarchical: {t_surf / t_hier:.1f}x   (target: surface <= 120 s)")
+    for q in QUANTITIES:
+        for name, fit in (("surface", sf.as_optimum_fits()[q]), ("hierarchical", hier[q])):
+            co = fit.coefficients().set_index("param")
+            print(f"  {q} {name:<12} " + "  ".join(f"{p} {co.loc[p, 'median']:+.3f} [{co.loc[p, 'lo']:+.3f}, "
+                                                    f"{co.loc[p, 'hi']:+.3f}]" for p in ("b_N", "c_D")))
     if args.advi:
         t0 = time.perf_counter()
         sa = fit_surface(loaded.runs, config, slopes=args.slopes, approx="advi", source=loaded.source)
