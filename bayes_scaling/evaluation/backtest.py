@@ -18,12 +18,13 @@ and each held-out cell and optimum q ∈ {η*, B*}:
                 (log η, log B) over its ok runs (nearest run outside their hull: ``regret_nearest``)
 
 Each row says what it predicts (``target``). A best-run kind predicts the cell's best run. A kind
-that predicts losses (``surface``) gives two rows per cell and optimum: "best grid run" (model
-``surface``: the best run a sweep of the held-out cell's own configurations would find — the argmin
-of a joint predictive draw of their losses, with selection noise and the grid; scored against the
-measured best run, like every other kind) and "smooth optimum" (model ``surface (smooth optimum)``:
-the argmin of the cell's bowl, whose truth is not measured: it is scored against the cell's smooth
-optimum as the same kind fitted to *every* cell estimates it). It also predicts the loss of every
+that tells the two optima apart (``two_optima``: ``surface``, ``gp``) gives two rows per cell and
+optimum: "best grid run" (model ``surface``: the best run a sweep of the held-out cell's own
+configurations would find — for the surface the argmin of a joint predictive draw of their losses,
+with selection noise and the grid; scored against the measured best run, like every other kind) and
+"smooth optimum" (model ``surface (smooth optimum)``: the argmin of the cell's bowl, whose truth is
+not measured: it is scored against the cell's smooth optimum as the same kind fitted to *every*
+cell estimates it). A kind that predicts losses (``surface``) also predicts the loss of every
 held-out run (``run_losses``: median, interval, covered), scored on the runs within
 ``RUN_SCORE_WINDOW`` nats of their cell's best loss.
 
@@ -197,12 +198,13 @@ def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[st
         problems = "; ".join(dict.fromkeys(p for d in diag for p in d.problems()))
         preds = {q: f.predict(target_N, target_D, ci_prob=ci_prob) for q, f in fits.items()}
         fold_meta = {**meta, "fit_ok": not problems, "problems": problems, "wall_s": time.perf_counter() - t0}
-        if known[model].predicts_loss:
+        if known[model].two_optima:
             sf = fitted.run_level[model]
             rows += score(best, test, runs, model + SMOOTH, preds, fold_meta,
                           truth={q: v[test] for q, v in smooth_truth[model].items()}, target=SMOOTH_OPTIMUM)
             preds = _best_run_predictions(sf, best, test, test_runs, ci_prob)
-            run_rows += _run_scores(sf, test_runs, model, fold_meta, ci_prob)
+        if known[model].predicts_loss:
+            run_rows += _run_scores(fitted.run_level[model], test_runs, model, fold_meta, ci_prob)
         rows += score(best, test, runs, model, preds, fold_meta)
     return rows, run_rows
 
@@ -311,10 +313,10 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
 
 def _smooth_truth(runs: pd.DataFrame, models: list[str], config: SamplerConfig, window: float, slopes: str,
                   source: str, ci_prob: float, log: Callable[[str], None]) -> dict[str, dict[str, np.ndarray]]:
-    """Per loss-predicting kind among ``models``: every cell's smooth optimum, the kind fitted to all cells
-    (what its held-out smooth-optimum predictions are scored against)."""
+    """Per kind among ``models`` that tells the two optima apart (``two_optima``): every cell's smooth
+    optimum, the kind fitted to all cells (what its held-out smooth-optimum predictions are scored against)."""
     known, out = catalog.kinds(), {}
-    for model in catalog.loss_predicting(models):
+    for model in [m for m in models if known[m].two_optima]:
         t0 = time.perf_counter()
         full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window), source=source, cache={})
         cells = full.cell_optima(ci_prob=ci_prob)

@@ -64,6 +64,13 @@ class Diagnostics:
     def as_dict(self) -> dict[str, float | int | bool]:
         return {**asdict(self), "ok": self.ok}
 
+    @classmethod
+    def worst(cls, items: list[Diagnostics]) -> Diagnostics:
+        """One summary of several fits judged together: the worst R-hat and ESS, every divergence."""
+        return cls(max(d.max_rhat for d in items), min(d.min_ess_bulk for d in items),
+                   min(d.min_ess_tail for d in items), sum(d.divergences for d in items),
+                   min(d.chains for d in items), min(d.draws for d in items))
+
 
 def diagnose(idata: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
     """Max R-hat, min bulk/tail ESS over all (or the named) posterior variables."""

@@ -386,6 +386,9 @@ class QuantityData:
     sigma_sel: float = SELECTION_JITTER
     #: the other optimum's observations of the same cells, in the same order (None: not known)
     partner: QuantityData | None = None
+    #: standard error (log units) of each y when y is an estimate, not a grid value (None: exact;
+    #: the ``measured`` law of a run-level kind's per-cell estimates reads it)
+    se: np.ndarray | None = None
 
     def subset(self, keep: np.ndarray) -> QuantityData:
         """The observations selected by a boolean mask (N levels are kept whole)."""
@@ -402,6 +405,7 @@ class QuantityData:
             cell=[c for c, k in zip(self.cell, keep) if k],
             sigma_sel=self.sigma_sel,
             partner=self.partner.subset(keep) if self.partner is not None else None,
+            se=self.se[keep] if self.se is not None else None,
         )
 
 
@@ -424,6 +428,7 @@ class QuantityData:
             cell=list(self.cell) + list(cell),
             sigma_sel=self.sigma_sel,
             partner=self._partner_unobserved(log_N[len(self.log_N):], log_D, cell),
+            se=np.concatenate([self.se, np.zeros(len(cell))]) if self.se is not None else None,
         )
 
     def _partner_unobserved(self, log_N, log_D, cell: list[str]) -> QuantityData | None:

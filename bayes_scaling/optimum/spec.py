@@ -51,8 +51,9 @@ if TYPE_CHECKING:
     from bayes_scaling.optimum.fit import Fitter
 
 #: Rows of the ``cells`` data table, in order (``n_index`` is stored as a float and cast back; the
-#: table constants ȳ and σ_sel ride along as constant rows, so one compiled model serves every table).
-CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc", "sigma_sel")
+#: table constants ȳ and σ_sel ride along as constant rows, so one compiled model serves every table;
+#: ``se`` is each y's standard error when y is an estimate, 0 for a grid value).
+CELL_COLUMNS = ("x_N", "x_D", "y_obs", "lo", "hi", "n_index", "a_loc", "sigma_sel", "se")
 #: Population-scale prior of per-N deviations: LogNormal(log TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA).
 TAU_PRIOR_MEDIAN = 0.1
 TAU_PRIOR_SIGMA = 0.75
@@ -115,6 +116,7 @@ def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
         "n_index": data.n_index.astype(float),
         "a_loc": np.full(len(data.y), centers.y),
         "sigma_sel": np.full(len(data.y), centers.sigma_sel),
+        "se": data.se if data.se is not None else np.zeros(len(data.y)),
     }
     return np.vstack([rows[k] for k in CELL_COLUMNS])
 
@@ -221,10 +223,15 @@ class OptimumSpec:
     bayesian: ClassVar[bool] = True
     #: fitted per optimum to each cell's best run (``catalog``: run-level kinds say "runs")
     level: ClassVar[str] = "best-runs"
+    #: offered by the command lines (in :func:`registry`); False: a law that a run-level kind fits to
+    #: its own per-cell estimates (``measured``), reached through :func:`get` only
+    offered: ClassVar[bool] = True
     #: fits both optima together and draws them jointly (``pair_draws``): the ``joint`` kind
     couples: ClassVar[bool] = False
     #: predicts the loss of a run (``--predict-runs``): only run-level kinds do (``surface.kind``)
     predicts_loss: ClassVar[bool] = False
+    #: tells the smooth optimum from the best grid run a sweep finds: only run-level kinds do (``surface.kind``)
+    two_optima: ClassVar[bool] = False
     #: which fitted kind the fan and PPC plots show: the highest
     main_priority: ClassVar[int] = 0
     #: the kind with one common slope that pooled-vs-per-N plots set this one against
@@ -429,18 +436,20 @@ def register(cls: type[OptimumSpec]) -> type[OptimumSpec]:
     return cls
 
 
-def registry() -> dict[str, OptimumSpec]:
-    """Every optimum model kind, by name, in listing order (the baseline first, then by priority)."""
+def registry(*, every: bool = False) -> dict[str, OptimumSpec]:
+    """Every optimum model kind the command lines offer, by name, in listing order (the baseline
+    first, then by priority); ``every``: also the laws only run-level kinds fit (``offered`` False)."""
     from bayes_scaling.optimum import specs
 
     for module in pkgutil.iter_modules(specs.__path__):
         importlib.import_module(f"{specs.__name__}.{module.name}")
-    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].bayesian, kv[1].main_priority, kv[0])))
+    ordered = sorted(_REGISTRY.items(), key=lambda kv: (kv[1].bayesian, kv[1].main_priority, kv[0]))
+    return {name: spec for name, spec in ordered if every or spec.offered}
 
 
 def get(name: str) -> OptimumSpec:
-    """The spec called ``name`` (KeyError naming the known kinds otherwise)."""
-    kinds = registry()
+    """The spec called ``name``, offered or not (KeyError naming the known kinds otherwise)."""
+    kinds = registry(every=True)
     if name not in kinds:
         raise KeyError(f"unknown optimum model {name!r}; known: {', '.join(kinds)}")
     return kinds[name]

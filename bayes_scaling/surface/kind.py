@@ -39,6 +39,9 @@ class RunLevelKind(Protocol):
     level: ClassVar[str]
     #: its result has ``predict_loss`` and takes ``predict_runs=`` in ``write_artifacts`` (``--predict-runs``)
     predicts_loss: ClassVar[bool]
+    #: its result tells the smooth optimum from the best grid run a sweep would find (``best_run``) and
+    #: gives every fitted cell's smooth optimum (``cell_optima``): a backtest scores both targets
+    two_optima: ClassVar[bool]
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
@@ -59,6 +62,7 @@ class SurfaceKind:
     bayesian = True
     level = "runs"
     predicts_loss = True
+    two_optima = True
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """The surface model on every run of ``runs`` (``cache`` keeps its compiled model across calls)."""
@@ -82,6 +86,7 @@ class AkimaKind:
     bayesian = False
     level = "runs"
     predicts_loss = False
+    two_optima = False
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         from bayes_scaling.surface.akima import fit_akima
@@ -89,8 +94,33 @@ class AkimaKind:
         return fit_akima(runs, config, source=source)
 
 
+class GpKind:
+    """The two-stage alternative to the surface model: a GP per cell, then the laws (``surface.gp``)."""
+
+    name = "gp"
+    summary = ("two stages: per sweep cell a Gaussian process (Matérn-3/2) through the runs near its best loss "
+               "gives the cell's optimum with its error (the GP's argmin draws), then the η*/B* laws through those "
+               "estimates, each weighted by its error; no bowl shape assumed; full sweeps")
+    default = False
+    bayesian = True
+    level = "runs"
+    predicts_loss = False
+    two_optima = True
+
+    def fit(self, runs, config, options, *, source="<table>", cache=None):
+        """Both stages on every run of ``runs`` (``cache`` keeps the law's compiled model across calls)."""
+        from bayes_scaling.optimum.fit import Fitter
+        from bayes_scaling.surface.data import WINDOW, surface_data
+        from bayes_scaling.surface.gp import fit_gp
+
+        cache = {} if cache is None else cache
+        fitter = cache.setdefault((config, "fitter"), Fitter(config))
+        data = surface_data(runs, window=options.window or WINDOW, source=source)
+        return fit_gp(data, config, source=source, fitter=fitter)
+
+
 #: Every run-level kind, by name.
-RUN_LEVEL_KINDS = {kind.name: kind for kind in (SurfaceKind(), AkimaKind())}
+RUN_LEVEL_KINDS = {kind.name: kind for kind in (SurfaceKind(), GpKind(), AkimaKind())}
 
 
 def check_approx(approx: str | None) -> None:

@@ -1,0 +1,165 @@
+"""``gp`` — the two-stage alternative to the surface model: a Gaussian process per cell, then the laws.
+
+Stage 1, per (N, D) cell j, on its ok runs within ``window`` nats of its best loss (at least its
+``MIN_RUNS_PER_CELL`` best; ``math.gp``):
+
+    loss_i = m_j + f_j(log η_i, log B_i) + ε_i,   f_j ~ GP(0, Matérn-3/2), ML-II hyperparameters
+
+and the draws of f_j's argmin over the runs' box give the cell's optimum: mean μ_j (log η*, log B*)
+and covariance S_j. Stage 2, per optimum q, the ``measured`` law (NUTS):
+
+    μ_qj ~ Normal(a_q + b_q·x_N + c_q·x_D, √(σ_q² + S_j,qq))
+
+Two optima are predicted, as for the surface model. The *smooth optimum* (``as_optimum_fits``) is
+law + σ. *The best grid run a sweep would find* (``best_run``) adds the offset of a cell's best run
+from its GP argmin, Normal with the root-mean-square offset over the fitted cells, and is clipped to
+the sweep's range. The two stages are not one posterior: a cell's GP is fitted by maximum
+likelihood, so its hyperparameters' uncertainty is not in S_j, and the law does not feed back into
+the cells. It predicts no run's loss (no L* law): that is the surface model's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.inference.diagnostics import Diagnostics
+from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, QuantityData
+from bayes_scaling.math.draws import summarize
+from bayes_scaling.optimum.fit import Fitter, OptimumFit
+from bayes_scaling.surface.data import MIN_RUNS_PER_CELL, SurfaceData
+from bayes_scaling.surface.model import OPTIMA
+
+#: Argmin draws per cell, and grid points per axis they are searched on.
+ARGMIN_DRAWS = 400
+ARGMIN_POINTS = 30
+
+
+@dataclass
+class GpFit:
+    """Stage 1's cell estimates (``cells``; ``argmins`` (J, S, 2) draws of each cell's log optimum) and
+    stage 2's law of each optimum (``fits``), with the best runs' offsets from the estimates (``offset``)."""
+
+    data: SurfaceData
+    cells: pd.DataFrame
+    argmins: np.ndarray
+    fits: dict[str, OptimumFit]
+    offset: dict[str, float]
+    wall_s: float
+    method: str = "GP per cell (Matérn-3/2, ML-II) → law through the argmins with their errors (NUTS)"
+    approximate: bool = False
+    figures: tuple[str, ...] = ()
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The laws' sampler diagnostics, judged together."""
+        return Diagnostics.worst([f.diagnostics for f in self.fits.values()])
+
+    def as_optimum_fits(self) -> dict[str, OptimumFit]:
+        return self.fits
+
+    def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """The best run a sweep of configurations (B, lr) at (N, D) would find: the smooth optimum's
+        predictive plus the best-run offset, inside the sweep's range (one row per optimum)."""
+        rng = np.random.default_rng(seed)
+        design = {"lr": np.log(np.asarray(lr, dtype=float)), "batch_size": np.log(np.asarray(B, dtype=float))}
+        rows = []
+        for q in OPTIMA:
+            draws = self.fits[q].log_draws([N], [D], seed=seed)
+            draws = np.clip(draws + self.offset[q] * rng.standard_normal(draws.shape), design[q].min(), design[q].max())
+            st = {k: float(np.exp(v[0])) for k, v in summarize(draws, ci_prob).items()}
+            rows.append({"model": "gp", "quantity": q, "N": N, "D": D, **st, "ci_prob": ci_prob})
+        return pd.DataFrame(rows)
+
+    def cell_optima(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Each cell's GP argmin (natural units: median and interval of its draws) next to its best run."""
+        rows = []
+        for k, q in enumerate(OPTIMA):
+            st = summarize(np.exp(self.argmins[:, :, k].T), ci_prob)
+            rows.append(pd.DataFrame({"quantity": q, "N": self.cells["N"], "D": self.cells["D"], "median": st["median"],
+                                      "lo": st["lo"], "hi": st["hi"], "measured": self.cells[f"best_{QUANTITIES[q]}"],
+                                      "ci_prob": ci_prob}))
+        return pd.concat(rows, ignore_index=True)
+
+    def write_artifacts(self, stage, *, ci_prob: float) -> None:
+        """``gp_cells.csv``: every cell's GP argmin (median, interval) beside its best run, and the GP's
+        hyperparameters and the estimates' standard errors (``cells``)."""
+        from bayes_scaling.io import write_csv
+
+        optima = self.cell_optima(ci_prob).pivot_table(index=["N", "D"], columns="quantity",
+                                                       values=["median", "lo", "hi"])
+        optima.columns = [f"{q}_{stat}" for stat, q in optima.columns]
+        write_csv(stage / "gp_cells.csv", self.cells.merge(optima.reset_index(), on=["N", "D"]))
+
+    def to_netcdf(self, path) -> None:
+        """The cell estimates and the argmin draws (the laws' draws are saved with every optimum fit)."""
+        import xarray as xr
+
+        from bayes_scaling.io import write_datatree
+
+        tree = xr.DataTree.from_dict({
+            "cells": xr.Dataset.from_dataframe(self.cells.reset_index(drop=True)),
+            "argmins": xr.Dataset({"log_opt": (("cell", "draw", "quantity"), self.argmins)},
+                                  coords={"quantity": list(OPTIMA)}),
+        })
+        write_datatree(path, tree)
+
+
+def window_runs(data: SurfaceData, j: int) -> pd.DataFrame:
+    """Cell j's ok runs within the window of its best loss — at least its MIN_RUNS_PER_CELL best ok runs."""
+    here = data.runs[(data.runs["cell"] == j) & (data.runs["status"] == "ok")].sort_values("loss")
+    inside = here[~here["censored"]]
+    return inside if len(inside) >= MIN_RUNS_PER_CELL else here.head(MIN_RUNS_PER_CELL)
+
+
+def cell_estimates(data: SurfaceData, *, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Stage 1: (one row per cell — the estimate of log η*, log B*, their standard errors and
+    correlation, the GP's hyperparameters — and the argmin draws (J, S, 2))."""
+    from bayes_scaling.math.gp import argmin_draws, fit_cell_gp
+
+    rng = np.random.default_rng(seed)
+    rows, draws = [], []
+    for j, cell in data.cells.iterrows():
+        runs = window_runs(data, j)
+        x = np.column_stack([np.log(runs["lr"]), np.log(runs["B"])])
+        gp = fit_cell_gp(x, runs["loss"].to_numpy(float))
+        at, low, spacing = argmin_draws(gp, draws=ARGMIN_DRAWS, points=ARGMIN_POINTS, rng=rng)
+        # a grid-bound argmin cannot be known finer than its grid step: a floor on the error
+        se = np.maximum(at.std(axis=0), spacing / np.sqrt(12.0))
+        corr = float(np.corrcoef(at.T)[0, 1]) if np.all(at.std(axis=0) > 0) else 0.0
+        rows.append({"N": cell["N"], "D": cell["D"], "n_runs_fitted": len(runs),
+                     "log_lr": at[:, 0].mean(), "log_B": at[:, 1].mean(), "se_lr": se[0], "se_B": se[1],
+                     "corr": corr, "min_loss": float(np.median(low)), "gp_noise": gp.noise,
+                     "length_lr": gp.lengths[0], "length_B": gp.lengths[1],
+                     "best_lr": cell["best_lr"], "best_B": cell["best_B"]})
+        draws.append(at)
+    return pd.DataFrame(rows), np.stack(draws)
+
+
+def measured_data(cells: pd.DataFrame, quantity: str, *, source: str = "<table>") -> QuantityData:
+    """Stage 2's observations of one optimum: each cell's estimate as y, with its standard error ``se``."""
+    col = QUANTITIES[quantity]
+    best = BestRuns(frame=pd.DataFrame({
+        "N": cells["N"], "D": cells["D"], "lr": cells["best_lr"], "B": cells["best_B"],
+        "lr_lo": -np.inf, "lr_hi": np.inf, "B_lo": -np.inf, "B_hi": np.inf}), source=source)
+    return replace(best.quantity(quantity, partner=False), y=cells[f"log_{col}"].to_numpy(),
+                   se=cells[f"se_{col}"].to_numpy())
+
+
+def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter | None = None) -> GpFit:
+    """Both stages on a full-sweep table's surface arrays (``surface.data.surface_data``)."""
+    t0 = time.perf_counter()
+    cells, argmins = cell_estimates(data, seed=config.seed)
+    fitter = fitter or Fitter(config)
+    fits, offset = {}, {}
+    for q in OPTIMA:
+        measured = measured_data(cells, q, source=source)
+        fit = fitter.fit("measured", measured)
+        fit.model = "gp"
+        fit.meta = {"method": GpFit.method, "window": data.window}
+        fits[q] = fit
+        offset[q] = float(np.sqrt(np.mean((np.log(cells[f"best_{QUANTITIES[q]}"]) - measured.y) ** 2)))
+    return GpFit(data, cells, argmins, fits, offset, wall_s=time.perf_counter() - t0)

@@ -1,0 +1,156 @@
+"""The two-stage ``gp`` kind: the GP's math against hand computations, its argmin on a known bowl, the
+``measured`` law against PyMC, recovery of known optima from a simulated sweep, and the CLIs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+import scipy.stats as st
+import xarray as xr
+
+from bayes_scaling import catalog
+from bayes_scaling.evaluation.backtest import run_backtest
+from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.math.gp import argmin_draws, fit_cell_gp, matern32, neg_log_marginal
+from bayes_scaling.optimum import spec as specs
+from bayes_scaling.optimum.fit import Fitter, OptimumFit
+from bayes_scaling.surface.data import surface_data
+from bayes_scaling.surface.gp import fit_gp, measured_data
+from test_surface import TRUE, known_sweep
+
+CONFIG = SamplerConfig(draws=1000, tune=1000, chains=2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    runs, log_opt = known_sweep()
+    return fit_gp(surface_data(runs, source="sim"), CONFIG, source="sim"), log_opt, runs
+
+
+def test_matern_and_marginal_likelihood_equal_hand_computations():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 2)), rng.normal(size=7)
+    lengths, amp, noise, mean = np.array([0.7, 1.9]), 0.3, 0.05, 0.2
+    r = np.sqrt(3 * (((x[2] - x[5]) / lengths) ** 2).sum())
+    assert matern32(x, x, lengths, amp)[2, 5] == pytest.approx(amp**2 * (1 + r) * np.exp(-r))
+    assert matern32(x, x, lengths, amp)[3, 3] == pytest.approx(amp**2)
+    cov = matern32(x, x, lengths, amp) + noise**2 * np.eye(7)
+    theta = np.array([*np.log(lengths), np.log(amp), np.log(noise), mean])
+    expected = -st.multivariate_normal(np.full(7, mean), cov).logpdf(y) - 3.5 * np.log(2 * np.pi)
+    assert neg_log_marginal(theta, x, y) == pytest.approx(expected, rel=1e-6)
+
+
+def test_argmin_draws_find_a_minimum_between_grid_points_and_say_how_well():
+    rng = np.random.default_rng(1)
+    u, v = np.meshgrid(np.arange(-2.0, 2.01, 0.35), np.arange(-2.0, 2.01, 0.35), indexing="ij")
+    x = np.column_stack([u.ravel(), v.ravel()])
+    truth = np.array([0.23, -0.41])                           # off the grid in both axes
+    d = x - truth
+    loss = 3.0 + 0.04 * d[:, 0] ** 2 + 0.03 * d[:, 1] ** 2 + 0.01 * d[:, 0] * d[:, 1]
+    gp = fit_cell_gp(x, loss + 0.001 * rng.standard_normal(len(loss)))
+    at, low, spacing = argmin_draws(gp, draws=300, points=30, rng=rng)
+    error, spread = np.abs(at.mean(axis=0) - truth), at.std(axis=0)
+    assert np.all(error < 0.15)                                # under half a grid step (0.35)
+    assert np.all(spread > 0) and np.all(spread < 0.3) and np.all(error < 3 * spread)
+    assert abs(np.median(low) - 3.0) < 0.003
+    assert np.allclose(spacing, np.ptp(x, axis=0) / 29)        # the box of the runs, 30 points an axis
+
+
+def test_measured_law_log_likelihood_equals_pymc_and_weighs_by_the_errors(fitted):
+    gp, _, _ = fitted
+    fit = gp.fits["lr"]
+    q = measured_data(gp.cells, "lr", source="sim")
+    spec = specs.get("measured")
+    ours = spec.log_likelihood(fit.posterior, fit.centers, fit.n_levels, q)
+    tree = xr.DataTree.from_dict({"posterior": fit.posterior})
+    theirs = pm.compute_log_likelihood(tree, model=spec.build(q, fit.centers), progressbar=False)
+    theirs = theirs["log_likelihood"]["q_obs"].transpose("chain", "draw", "cell").values.reshape(ours.shape)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+    # a cell with a larger standard error has a flatter likelihood: the law leans on it less
+    wide = dataclasses.replace(q, se=q.se * 5.0)
+    assert np.all(spec.log_likelihood(fit.posterior, fit.centers, fit.n_levels, wide).std(axis=0)
+                  < ours.std(axis=0))
+
+
+def test_recovers_cell_optima_and_exponents_from_a_sweep_of_another_bowl_family(fitted):
+    gp, log_opt, _ = fitted
+    assert gp.diagnostics.ok
+    error = np.abs(gp.cells[["log_lr", "log_B"]].to_numpy().T - log_opt)
+    se = gp.cells[["se_lr", "se_B"]].to_numpy().T
+    # the LINEX bowl is no GP's and 0.004-nat noise is large on it: errors up to a grid step, but each
+    # within its own standard error's reach
+    assert np.median(error) < 0.2 and np.all(error < 3.5 * se)
+    for q, truth in TRUE.items():
+        coef = gp.fits[q].coefficients(ci_prob=0.95).set_index("param")
+        assert coef.loc["c_D", "lo"] < truth["c"] < coef.loc["c_D", "hi"]
+        assert coef.loc["b_N", "lo"] < truth["b"] < coef.loc["b_N", "hi"]
+
+
+def test_the_best_grid_run_is_wider_than_the_smooth_optimum_and_inside_the_sweep(fitted):
+    gp, _, runs = fitted
+    n, d = 4e8, 8e9
+    here = runs[(runs["N"] == n) & (runs["D"] == d)]
+    best = gp.best_run(n, d, B=here["B"].to_numpy(), lr=here["lr"].to_numpy()).set_index("quantity")
+    smooth = {q: f.predict([n], [d]).iloc[0] for q, f in gp.fits.items()}
+    for q, col in (("lr", "lr"), ("batch_size", "B")):
+        assert np.log(best.loc[q, "hi"] / best.loc[q, "lo"]) > np.log(smooth[q]["hi"] / smooth[q]["lo"])
+        assert here[col].min() <= best.loc[q, "lo"] and best.loc[q, "hi"] <= here[col].max()
+        assert gp.offset[q] > 0
+
+
+def test_the_gp_kind_is_offered_and_its_law_is_not():
+    kinds = catalog.kinds()
+    assert kinds["gp"].level == "runs" and kinds["gp"].two_optima and not kinds["gp"].predicts_loss
+    assert "measured" not in kinds and "measured" not in catalog.help_text()
+    assert "measured" in specs.registry(every=True) and specs.get("measured").offered is False
+
+
+def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    runs, _ = known_sweep(seed=2)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "fit"
+    res = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
+                          "--models", "gp", "--draws", "200", "--tune", "300", "--chains", "2", "--no-plots",
+                          "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cells = pd.read_csv(out / "gp_cells.csv")
+    assert len(cells) == 6 and {"log_lr", "se_lr", "lr_median", "lr_lo", "lr_hi", "best_B"} <= set(cells.columns)
+    assert (cells["lr_lo"] <= cells["lr_median"]).all() and (cells["lr_median"] <= cells["lr_hi"]).all()
+    pred = pd.read_csv(out / "predictions.csv")
+    assert set(pred["model"]) == {"gp"} and set(pred["quantity"]) == {"lr", "batch_size"}
+    again = OptimumFit.from_netcdf(out / "posterior" / "gp_lr.nc")
+    row = pred[pred["quantity"] == "lr"].iloc[0]
+    assert again.predict([row["N"]], [row["D"]])["median"].iloc[0] == pytest.approx(row["median"], rel=1e-9)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run_level"]["gp"]["method"].startswith("GP per cell")
+    refused = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
+                              "--models", "gp", "--predict-runs", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "x")],
+                             cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_backtest_scores_both_optima_and_never_fits_the_held_out_runs(fitted, monkeypatch):
+    _, _, runs = fitted
+    seen = []
+    real = catalog.kinds()["gp"].fit
+
+    def spy(table, *args, **kwargs):
+        seen.append(set(zip(table["N"], table["D"])))
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(type(catalog.kinds()["gp"]), "fit", lambda self, table, *a, **k: spy(table, *a, **k))
+    bt = run_backtest(runs, models=["gp"], splits=("largest-n",), config=CONFIG, source="sim", log=lambda _: None)
+    table = bt.optima
+    assert set(zip(table["model"], table["target"])) >= {("gp", "best grid run"), ("gp (smooth optimum)", "smooth optimum")}
+    assert len(table[table["model"] == "gp"]) == 2 * 2            # held-out cells (N = 4e8) × optima
+    held = {(4e8, 2e9), (4e8, 8e9)}
+    assert len(seen) == 2 and held <= seen[0] and not (held & seen[1])   # all cells (the smooth truth), then the fold
+    assert bt.runs.empty                                           # it predicts no run's loss
