@@ -111,8 +111,9 @@ def fit_all(names: list[str], quantities: list[str], best: BestRuns, fitter: Fit
 
 @dataclass(frozen=True)
 class Scoring:
-    """What to compute for each fitted best-run kind beside the fit: LOO and cross-validation (for
-    the compared kinds) and prior sensitivity at the targets (for every Bayesian one)."""
+    """What to compute for each fitted kind beside the fit: LOO and cross-validation (for the compared
+    best-run kinds) and prior sensitivity at the targets (for every Bayesian kind whose laws have
+    their own log-likelihood: all but the surface)."""
 
     compared: tuple[str, ...] = ()
     cv: tuple[str, ...] = ()
@@ -241,7 +242,9 @@ def _kind_work(name, quantities, best, config, options, runs, run_options, sourc
         scores = None
         if name in scoring.compared:
             scores = score(fit, best.quantity(q), fitter, scoring.max_refits, cv=scoring.cv, ci_prob=scoring.ci_prob)
-        if kind.bayesian and kind.level == "best-runs" and scoring.targets:
+        # prior sensitivity needs the fit's own pointwise log-likelihood: every best-run kind's and the
+        # gp kind's laws have one; the surface's optima share one joint posterior over every run
+        if kind.bayesian and scoring.targets and "log_likelihood" in fit.idata.children:
             sens.append(sensitivity(fit, list(scoring.targets), options, seed=config.seed))
         per_q[q] = (fit, scores)
     return name, per_q, run_fit, sens

@@ -1,6 +1,6 @@
 """Can the surface model be caught out? Two checks that could fail.
 
-    python benchmarks/surface_checks.py misspec [--sims 12] [--workers 2] [--out results/surface]
+    python benchmarks/surface_checks.py misspec [--sims 12] [--models surface,gp] [--workers 2] [--out results/surface]
     python benchmarks/surface_checks.py ridge   [--out results/surface]
 
 ``misspec`` — calibration against a bowl family that is *not* the fitted one. Each simulation draws
@@ -9,8 +9,8 @@ a loss surface of a different shape than ``math.bowl.valley_bowl``: the straight
 of ``math.bowl.bowl`` (exponential above the optimum, linear below, a correlation ρ between the
 axes) with its valley bent by k₂·v² (concave in log B), Student-t noise, and a *cliff*: every run
 above a fixed absolute learning rate (log₂ η > −6.25) blows up by +4 nats and is recorded
-as "ok", as StepLaw's 181 blown-up runs are. The surface model is fitted to every run; per cell and
-optimum it is scored on the generating bowl's argmin (the smooth optimum: the truth of
+as "ok", as StepLaw's 181 blown-up runs are. Each kind of ``--models`` (default ``surface``; ``gp``, the
+two-stage GP alternative, has the same two optima) is fitted to every run; per cell and optimum it is scored on the generating bowl's argmin (the smooth optimum: the truth of
 ``as_optimum_fits``) and on the measured best run (the truth of ``best_run``): bias (log₂),
 90 % coverage with a Wilson interval, and the law's exponents b, c.
 
@@ -74,12 +74,13 @@ def simulate(seed: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     return validate_runs(runs), opt, pd.DataFrame({"N": N, "D": D})
 
 
-def one_misspec(seed: int) -> list[dict]:
-    from bayes_scaling.surface.fit import fit_surface
+def one_misspec(job: tuple[int, str]) -> list[dict]:
+    from bayes_scaling import catalog
 
+    seed, model = job
     runs, opt, cells = simulate(seed)
     t0 = time.perf_counter()
-    sf = fit_surface(runs, CONFIG, source=f"misspec-{seed}")
+    sf = catalog.kinds()[model].fit(runs, CONFIG, catalog.RunOptions(), source=f"misspec-{seed}")
     found = sf.cell_optima(ci_prob=0.9)
     rows = []
     for k, q in enumerate(("lr", "batch_size")):
@@ -93,7 +94,7 @@ def one_misspec(seed: int) -> list[dict]:
                              ci_prob=0.9, seed=seed)
             br = br[br["quantity"] == q].iloc[0]
             smooth = np.exp(opt[k, j])
-            rows.append({"sim": seed, "quantity": q, "N": cell["N"], "D": cell["D"], "truth_smooth": smooth,
+            rows.append({"model": model, "sim": seed, "quantity": q, "N": cell["N"], "D": cell["D"], "truth_smooth": smooth,
                          "median": est["median"], "lo": est["lo"], "hi": est["hi"],
                          "bias_log2": float(np.log2(est["median"] / smooth)),
                          "covered": bool(est["lo"] <= smooth <= est["hi"]),
@@ -103,41 +104,43 @@ def one_misspec(seed: int) -> list[dict]:
                          "fit_ok": sf.diagnostics.ok, "wall_s": time.perf_counter() - t0})
         coef = sf.as_optimum_fits()[q].coefficients(ci_prob=0.9).set_index("param")
         for name, truth in (("b_N", LAW[q][1]), ("c_D", LAW[q][2])):
-            rows.append({"sim": seed, "quantity": q, "param": name, "truth_smooth": truth,
+            rows.append({"model": model, "sim": seed, "quantity": q, "param": name, "truth_smooth": truth,
                          "median": coef.loc[name, "median"], "lo": coef.loc[name, "lo"], "hi": coef.loc[name, "hi"],
                          "covered": bool(coef.loc[name, "lo"] <= truth <= coef.loc[name, "hi"]),
                          "fit_ok": sf.diagnostics.ok})
-    print(f"  sim {seed}: {time.perf_counter() - t0:.0f} s  {sf.diagnostics.describe()}", flush=True)
+    print(f"  {model} sim {seed}: {time.perf_counter() - t0:.0f} s  {sf.diagnostics.describe()}", flush=True)
     return rows
 
 
 def run_misspec(args) -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        frame = pd.DataFrame([r for rows in pool.map(one_misspec, range(args.sims)) for r in rows])
+        jobs = [(seed, model) for model in args.models.split(",") for seed in range(args.sims)]
+        frame = pd.DataFrame([r for rows in pool.map(one_misspec, jobs) for r in rows])
     write_csv(args.out / "misspec.csv", frame)
     cells = frame[frame["param"].isna()] if "param" in frame else frame
     summary = []
-    for q, g in cells.groupby("quantity"):
+    for (model, q), g in cells.groupby(["model", "quantity"]):
         for what, cov, bias in (("smooth optimum", "covered", "bias_log2"),
                                 ("best grid run", "best_run_covered", "best_run_bias_log2")):
             k, n = int(g[cov].sum()), len(g)
             lo, hi = binomial_interval(np.array([k]), np.array([n]))
-            summary.append({"quantity": q, "target": what, "n": n, "coverage": k / n, "coverage_lo": float(lo[0]),
+            summary.append({"model": model, "quantity": q, "target": what, "n": n, "coverage": k / n, "coverage_lo": float(lo[0]),
                             "coverage_hi": float(hi[0]), "mean_bias_log2": g[bias].mean(),
                             "mean_abs_bias_log2": g[bias].abs().mean()})
-    for (q, p), g in frame[frame["param"].notna()].groupby(["quantity", "param"]):
+    for (model, q, p), g in frame[frame["param"].notna()].groupby(["model", "quantity", "param"]):
         k, n = int(g["covered"].sum()), len(g)
         lo, hi = binomial_interval(np.array([k]), np.array([n]))
-        summary.append({"quantity": q, "target": p, "n": n, "coverage": k / n, "coverage_lo": float(lo[0]),
+        summary.append({"model": model, "quantity": q, "target": p, "n": n, "coverage": k / n, "coverage_lo": float(lo[0]),
                         "coverage_hi": float(hi[0]), "mean_bias_log2": np.nan, "mean_abs_bias_log2": np.nan,
                         "mean_error": float((g["median"] - g["truth_smooth"]).mean())})     # an exponent: plain units
     summary = pd.DataFrame(summary)
     write_csv(args.out / "misspec_summary.csv", summary)
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
         print(summary.to_string(index=False))
-    print(f"fits passing diagnostics: {frame.groupby('sim')['fit_ok'].first().mean():.2f}; "
-          f"{args.sims} simulations in {time.perf_counter() - t0:.0f} s")
+    passing = frame.groupby(["model", "sim"])["fit_ok"].first().groupby("model").mean()
+    print("fits passing diagnostics: " + ", ".join(f"{m} {v:.2f}" for m, v in passing.items())
+          + f"; {args.sims} simulations per model in {time.perf_counter() - t0:.0f} s")
 
 
 def ridge_curvature(runs: pd.DataFrame, loss: np.ndarray) -> float:
@@ -181,6 +184,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("check", choices=("misspec", "ridge"))
     p.add_argument("--sims", type=int, default=12)
+    p.add_argument("--models", default="surface", help="misspec: comma-separated run-level kinds (surface, gp)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("results/surface"))
     args = p.parse_args()

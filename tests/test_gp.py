@@ -129,6 +129,8 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
     again = OptimumFit.from_netcdf(out / "posterior" / "gp_lr.nc")
     row = pred[pred["quantity"] == "lr"].iloc[0]
     assert again.predict([row["N"]], [row["D"]])["median"].iloc[0] == pytest.approx(row["median"], rel=1e-9)
+    sens = pd.read_csv(out / "sensitivity.csv")                  # how much of its laws is prior
+    assert set(sens["model"]) == {"gp"} and {"a", "b", "c", "sigma"} <= set(sens["variable"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run_level"]["gp"]["method"].startswith("GP per cell")
     refused = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
