@@ -12,7 +12,7 @@ list and fit kinds through this module only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from bayes_scaling.errors import InputError
@@ -99,7 +99,8 @@ def fit_all(names: list[str], quantities: list[str], best: BestRuns, fitter: Fit
     for name in names:
         if known[name].level != "runs":
             continue
-        fit = known[name].fit(runs, fitter.config, options, source=source, cache=caches.setdefault(name, {}))
+        fit = known[name].fit(runs, fitter.config, replace(options, priors=fitter.options.priors), source=source,
+                              cache=caches.setdefault(name, {}))
         out.run_level[name] = fit
         for q, optimum in fit.as_optimum_fits().items():
             if q in out.fits:
@@ -144,7 +145,6 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
     loaded instead of redone when everything that decides it is the same.
     """
     import os
-    from dataclasses import replace
 
     known = kinds()
     workers = max(1, min(workers, len(names)))
@@ -196,8 +196,6 @@ def _kind_task(name, quantities, best, config, options, runs, run_options, sourc
     own progress stays quiet, the caller's bar counts the tasks) — or its stored result from ``cache``."""
     if cache is None:
         return _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
-    from dataclasses import replace
-
     from bayes_scaling import progress
     from bayes_scaling.inference.cache import ResultCache, key_of
 
@@ -234,7 +232,7 @@ def _kind_work(name, quantities, best, config, options, runs, run_options, sourc
     fitter = Fitter(config, options=options)
     per_q, sens, run_fit = {}, [], None
     if kind.level == "runs":
-        run_fit = kind.fit(runs, config, run_options, source=source, cache={})
+        run_fit = kind.fit(runs, config, replace(run_options, priors=options.priors), source=source, cache={})
         fits = {q: f for q, f in run_fit.as_optimum_fits().items() if q in quantities}
     else:
         fits = {q: fitter.fit(name, best.quantity(q)) for q in quantities}

@@ -71,10 +71,37 @@ def test_measured_law_log_likelihood_equals_pymc_and_weighs_by_the_errors(fitted
     theirs = pm.compute_log_likelihood(tree, model=spec.build(q, fit.centers), progressbar=False)
     theirs = theirs["log_likelihood"]["q_obs"].transpose("chain", "draw", "cell").values.reshape(ours.shape)
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
-    # a cell with a larger standard error has a flatter likelihood: the law leans on it less
-    wide = dataclasses.replace(q, se=q.se * 5.0)
-    assert np.all(spec.log_likelihood(fit.posterior, fit.centers, fit.n_levels, wide).std(axis=0)
-                  < ours.std(axis=0))
+
+
+def test_the_measured_law_leans_less_on_a_cell_whose_estimate_is_uncertain(fitted):
+    gp, _, _ = fitted
+    q = measured_data(gp.cells, "lr", source="sim")
+    odd = dataclasses.replace(q, y=q.y + np.where(np.arange(len(q.y)) == 0, 1.0, 0.0))   # cell 0 off by e
+    fitter = Fitter(CONFIG)
+
+    def pull(data) -> float:                   # how far the law's mean at cell 0 follows the odd value
+        fit = fitter.fit("measured", data)
+        return float(np.median(fit.log_draws(np.exp(q.log_N[:1]), np.exp(q.log_D[:1]), noise=False)) - q.y[0])
+
+    sure, unsure = pull(odd), pull(dataclasses.replace(odd, se=np.where(np.arange(len(q.y)) == 0, 2.0, q.se)))
+    assert sure > 0.2 and unsure < 0.5 * sure
+
+
+def test_standard_errors_follow_subsets_and_new_cells(fitted):
+    q = measured_data(fitted[0].cells, "lr", source="sim")
+    keep = np.arange(len(q.y)) % 2 == 0
+    assert np.array_equal(q.subset(keep).se, q.se[keep])
+    more = q.with_cells([np.log(1e9)], [np.log(1e10)], [-6.0], [-np.inf], [np.inf], ["new"])
+    assert np.array_equal(more.se, np.concatenate([q.se, [0.0]]))
+
+
+def test_diagnostics_of_two_laws_are_judged_together():
+    from bayes_scaling.inference.diagnostics import Diagnostics
+
+    a, b = Diagnostics(1.002, 900, 800, 0, 4, 1000), Diagnostics(1.02, 1200, 150, 2, 4, 1000)
+    both = Diagnostics.worst([a, b])
+    assert (both.max_rhat, both.min_ess_bulk, both.min_ess_tail, both.divergences) == (1.02, 900, 150, 2)
+    assert a.ok and not both.ok
 
 
 def test_recovers_cell_optima_and_exponents_from_a_sweep_of_another_bowl_family(fitted):
@@ -91,16 +118,20 @@ def test_recovers_cell_optima_and_exponents_from_a_sweep_of_another_bowl_family(
         assert coef.loc["b_N", "lo"] < truth["b"] < coef.loc["b_N", "hi"]
 
 
-def test_the_best_grid_run_is_wider_than_the_smooth_optimum_and_inside_the_sweep(fitted):
+def test_the_best_grid_run_adds_an_independent_offset_and_stays_inside_the_sweep(fitted):
     gp, _, runs = fitted
     n, d = 4e8, 8e9
+    wide = gp.best_run(n, d, B=[1.0, 1e12], lr=[1e-9, 1e3]).set_index("quantity")      # a range that never clips
+    for k, q in enumerate(("lr", "batch_size")):
+        smooth = gp.fits[q].log_draws([n], [d], seed=k)[:, 0]
+        # law + σ and the offset are independent, so their spreads add in quadrature
+        expected = np.diff(np.quantile(smooth, [0.05, 0.95]))[0] * np.sqrt(1 + gp.offset[q] ** 2 / smooth.var())
+        assert np.log(wide.loc[q, "hi"] / wide.loc[q, "lo"]) == pytest.approx(expected, rel=0.1)
     here = runs[(runs["N"] == n) & (runs["D"] == d)]
-    best = gp.best_run(n, d, B=here["B"].to_numpy(), lr=here["lr"].to_numpy()).set_index("quantity")
-    smooth = {q: f.predict([n], [d]).iloc[0] for q, f in gp.fits.items()}
-    for q, col in (("lr", "lr"), ("batch_size", "B")):
-        assert np.log(best.loc[q, "hi"] / best.loc[q, "lo"]) > np.log(smooth[q]["hi"] / smooth[q]["lo"])
-        assert here[col].min() <= best.loc[q, "lo"] and best.loc[q, "hi"] <= here[col].max()
-        assert gp.offset[q] > 0
+    lr = np.sort(here["lr"].unique())[4:7]                # a narrow sweep: the best run must be one of its lr
+    inside = gp.best_run(n, d, B=here["B"].to_numpy(), lr=lr).set_index("quantity")
+    assert lr.min() <= inside.loc["lr", "lo"] < inside.loc["lr", "hi"] <= lr.max()
+    assert inside.loc["lr", "hi"] < wide.loc["lr", "hi"] or inside.loc["lr", "lo"] > wide.loc["lr", "lo"]
 
 
 def test_the_gp_kind_is_offered_and_its_law_is_not():

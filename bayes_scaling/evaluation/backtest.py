@@ -174,8 +174,8 @@ def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[st
              ci_prob: float, window: float, slopes: str, source: str,
              smooth_truth: dict[str, dict[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
     """Fit every model on the fold's training cells and score its held-out cells: (rows of
-    backtest.csv, rows of run_losses.csv). ``smooth_truth``: per loss-predicting kind, every cell's
-    smooth optimum from the kind fitted to all cells."""
+    backtest.csv, rows of run_losses.csv). ``smooth_truth``: per kind that tells the two optima apart
+    (``two_optima``), every cell's smooth optimum from the kind fitted to all cells."""
     fitter, caches = _FITTERS.setdefault(config, (Fitter(config, n_boot=2000), {}))
     test, train = fold.test, ~fold.test
     target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()

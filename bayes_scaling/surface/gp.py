@@ -5,23 +5,28 @@ Stage 1, per (N, D) cell j, on its ok runs within ``window`` nats of its best lo
 
     loss_i = m_j + f_j(log η_i, log B_i) + ε_i,   f_j ~ GP(0, Matérn-3/2), ML-II hyperparameters
 
-and the draws of f_j's argmin over the runs' box give the cell's optimum: mean μ_j (log η*, log B*)
-and covariance S_j. Stage 2, per optimum q, the ``measured`` law (NUTS):
+and the draws of f_j's argmin over the box of those runs give the cell's optimum: the median μ_j of
+the draws (log η*, log B*) and their standard deviations s_j (and correlation, reported in
+``gp_cells.csv``). Stage 2, per optimum q, the ``measured`` law (NUTS):
 
-    μ_qj ~ Normal(a_q + b_q·x_N + c_q·x_D, √(σ_q² + S_j,qq))
+    μ_qj ~ Normal(a_q + b_q·x_N + c_q·x_D, √(σ_q² + s_qj²))
 
 Two optima are predicted, as for the surface model. The *smooth optimum* (``as_optimum_fits``) is
-law + σ. *The best grid run a sweep would find* (``best_run``) adds the offset of a cell's best run
-from its GP argmin, Normal with the root-mean-square offset over the fitted cells, and is clipped to
-the sweep's range. The two stages are not one posterior: a cell's GP is fitted by maximum
-likelihood, so its hyperparameters' uncertainty is not in S_j, and the law does not feed back into
-the cells. It predicts no run's loss (no L* law): that is the surface model's.
+law + σ. *The best grid run a sweep would find* (``best_run``) adds an independent offset of a cell's
+best run from its GP estimate, Normal with the root-mean-square offset over the fitted cells (an
+upper bound: that offset also holds stage 1's error s_j), and is clipped to the sweep's range. The
+two stages are not one posterior: a cell's GP is fitted by maximum likelihood, so its
+hyperparameters' uncertainty is not in s_j, and the law does not feed back into the cells. An
+optimum at the edge of the runs' box is placed at the edge, with no censoring. The laws have one
+slope each (``--slopes`` and ``--approx`` are the surface's); ``--prior`` applies to them. It
+predicts no run's loss (no L* law): that is the surface model's.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -49,9 +54,9 @@ class GpFit:
     fits: dict[str, OptimumFit]
     offset: dict[str, float]
     wall_s: float
-    method: str = "GP per cell (Matérn-3/2, ML-II) → law through the argmins with their errors (NUTS)"
-    approximate: bool = False
-    figures: tuple[str, ...] = ()
+    method: ClassVar[str] = "GP per cell (Matérn-3/2, ML-II) → law through the argmins with their errors (NUTS)"
+    approximate: ClassVar[bool] = False
+    figures: ClassVar[tuple[str, ...]] = ()
 
     @property
     def diagnostics(self) -> Diagnostics:
@@ -64,13 +69,13 @@ class GpFit:
     def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
         """The best run a sweep of configurations (B, lr) at (N, D) would find: the smooth optimum's
         predictive plus the best-run offset, inside the sweep's range (one row per optimum)."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, 1])          # the offset: independent of the laws' own draws
         design = {"lr": np.log(np.asarray(lr, dtype=float)), "batch_size": np.log(np.asarray(B, dtype=float))}
         rows = []
-        for q in OPTIMA:
-            draws = self.fits[q].log_draws([N], [D], seed=seed)
+        for k, q in enumerate(OPTIMA):
+            draws = self.fits[q].log_draws([N], [D], seed=seed + k)
             draws = np.clip(draws + self.offset[q] * rng.standard_normal(draws.shape), design[q].min(), design[q].max())
-            st = {k: float(np.exp(v[0])) for k, v in summarize(draws, ci_prob).items()}
+            st = {name: float(np.exp(v[0])) for name, v in summarize(draws, ci_prob).items()}
             rows.append({"model": "gp", "quantity": q, "N": N, "D": D, **st, "ci_prob": ci_prob})
         return pd.DataFrame(rows)
 
@@ -116,13 +121,14 @@ def window_runs(data: SurfaceData, j: int) -> pd.DataFrame:
 
 
 def cell_estimates(data: SurfaceData, *, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Stage 1: (one row per cell — the estimate of log η*, log B*, their standard errors and
-    correlation, the GP's hyperparameters — and the argmin draws (J, S, 2))."""
+    """Stage 1: (one row per cell — the estimate of log η*, log B* (the median of its argmin draws),
+    their standard errors and correlation, the GP's hyperparameters — and the argmin draws (J, S, 2))."""
     from bayes_scaling.math.gp import argmin_draws, fit_cell_gp
 
-    rng = np.random.default_rng(seed)
     rows, draws = [], []
     for j, cell in data.cells.iterrows():
+        # each cell's own stream: its draws do not depend on which other cells are in the table
+        rng = np.random.default_rng([seed, int(cell["N"]), int(cell["D"])])
         runs = window_runs(data, j)
         x = np.column_stack([np.log(runs["lr"]), np.log(runs["B"])])
         gp = fit_cell_gp(x, runs["loss"].to_numpy(float))
@@ -131,7 +137,7 @@ def cell_estimates(data: SurfaceData, *, seed: int = 0) -> tuple[pd.DataFrame, n
         se = np.maximum(at.std(axis=0), spacing / np.sqrt(12.0))
         corr = float(np.corrcoef(at.T)[0, 1]) if np.all(at.std(axis=0) > 0) else 0.0
         rows.append({"N": cell["N"], "D": cell["D"], "n_runs_fitted": len(runs),
-                     "log_lr": at[:, 0].mean(), "log_B": at[:, 1].mean(), "se_lr": se[0], "se_B": se[1],
+                     "log_lr": np.median(at[:, 0]), "log_B": np.median(at[:, 1]), "se_lr": se[0], "se_B": se[1],
                      "corr": corr, "min_loss": float(np.median(low)), "gp_noise": gp.noise,
                      "length_lr": gp.lengths[0], "length_B": gp.lengths[1],
                      "best_lr": cell["best_lr"], "best_B": cell["best_B"]})
@@ -150,7 +156,8 @@ def measured_data(cells: pd.DataFrame, quantity: str, *, source: str = "<table>"
 
 
 def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter | None = None) -> GpFit:
-    """Both stages on a full-sweep table's surface arrays (``surface.data.surface_data``)."""
+    """Both stages on a full-sweep table's surface arrays (``surface.data.surface_data``); ``fitter``
+    (default: ``Fitter(config)``) holds the laws' priors and compiled model."""
     t0 = time.perf_counter()
     cells, argmins = cell_estimates(data, seed=config.seed)
     fitter = fitter or Fitter(config)

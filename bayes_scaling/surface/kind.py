@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window, and
-    whether one fit reports its own progress (a line at every tenth of its NUTS draws)."""
+    """How run-level kinds are fitted: slopes of the law, an approximation, the loss window,
+    whether one fit reports its own progress (a line at every tenth of its NUTS draws), and the
+    ``--prior`` replacements (``ModelOptions.priors``) for kinds whose laws take them (``gp``)."""
 
     slopes: str = "pooled"
     approx: str | None = None
     window: float | None = None
     progress: bool = False
+    priors: tuple = ()
 
 
 class RunLevelKind(Protocol):
@@ -100,7 +102,8 @@ class GpKind:
     name = "gp"
     summary = ("two stages: per sweep cell a Gaussian process (Matérn-3/2) through the runs near its best loss "
                "gives the cell's optimum with its error (the GP's argmin draws), then the η*/B* laws through those "
-               "estimates, each weighted by its error; no bowl shape assumed; full sweeps")
+               "estimates, each weighted by its error; no bowl shape assumed; one slope per law (--slopes and "
+               "--approx are the surface's); full sweeps")
     default = False
     bayesian = True
     level = "runs"
@@ -110,13 +113,16 @@ class GpKind:
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """Both stages on every run of ``runs`` (``cache`` keeps the law's compiled model across calls)."""
         from bayes_scaling.optimum.fit import Fitter
+        from bayes_scaling.optimum.spec import ModelOptions
         from bayes_scaling.surface.data import WINDOW, surface_data
         from bayes_scaling.surface.gp import fit_gp
 
         cache = {} if cache is None else cache
-        fitter = cache.setdefault((config, "fitter"), Fitter(config))
+        key = (config, options.priors, "fitter")
+        if key not in cache:
+            cache[key] = Fitter(config, options=ModelOptions(priors=options.priors))
         data = surface_data(runs, window=options.window or WINDOW, source=source)
-        return fit_gp(data, config, source=source, fitter=fitter)
+        return fit_gp(data, config, source=source, fitter=cache[key])
 
 
 #: Every run-level kind, by name.
