@@ -40,6 +40,22 @@ def loss_predicting(names: list[str]) -> list[str]:
     return [n for n in names if known[n].predicts_loss]
 
 
+def prior_specs(names: list[str]) -> dict:
+    """The optimum specs whose priors the named kinds use (``--prior``), by kind name: a best-run
+    kind's own, a run-level kind's ``law_spec`` (the gp kind's ``measured`` law); the surface has none."""
+    from bayes_scaling.optimum.spec import get
+
+    known = kinds()
+    out = {}
+    for name in names:
+        kind = known.get(name)
+        if kind is not None and kind.level == "best-runs":
+            out[name] = kind
+        elif kind is not None and kind.law_spec:
+            out[name] = get(kind.law_spec)
+    return out
+
+
 def default_models() -> list[str]:
     return [name for name, kind in kinds().items() if kind.default]
 

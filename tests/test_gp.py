@@ -19,6 +19,8 @@ from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.math.gp import argmin_draws, fit_cell_gp, matern32, neg_log_marginal
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.fit import Fitter, OptimumFit
+from bayes_scaling.optimum.priors import parse_prior
+from bayes_scaling.optimum.spec import ModelOptions
 from bayes_scaling.surface.data import surface_data
 from bayes_scaling.surface.gp import fit_gp, measured_data
 from test_surface import TRUE, known_sweep
@@ -150,7 +152,7 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
     out = tmp_path / "fit"
     res = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
                           "--models", "gp", "--draws", "200", "--tune", "300", "--chains", "2", "--no-plots",
-                          "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
+                          "--prior", "sigma=gamma(2,10)", "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     cells = pd.read_csv(out / "gp_cells.csv")
     assert len(cells) == 6 and {"log_lr", "se_lr", "lr_median", "lr_lo", "lr_hi", "best_B"} <= set(cells.columns)
@@ -164,6 +166,7 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
     assert set(sens["model"]) == {"gp"} and {"a", "b", "c", "sigma"} <= set(sens["variable"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run_level"]["gp"]["method"].startswith("GP per cell")
+    assert manifest["model_options"]["priors"] == {"sigma": str(parse_prior("sigma=gamma(2,10)")[1])}
     refused = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
                               "--models", "gp", "--predict-runs", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "x")],
                              cwd=repo_root, capture_output=True, text=True, timeout=600)
@@ -187,3 +190,15 @@ def test_backtest_scores_both_optima_and_never_fits_the_held_out_runs(fitted, mo
     held = {(4e8, 2e9), (4e8, 8e9)}
     assert len(seen) == 2 and held <= seen[0] and not (held & seen[1])   # all cells (the smooth truth), then the fold
     assert bt.runs.empty                                           # it predicts no run's loss
+
+
+def test_a_prior_reaches_the_gp_laws_in_the_backtest(fitted):
+    _, _, runs = fitted
+
+    def widths(options: ModelOptions) -> np.ndarray:
+        bt = run_backtest(runs, models=["gp"], splits=("largest-n",), config=CONFIG, source="sim",
+                          log=lambda _: None, options=options)
+        return bt.optima.loc[bt.optima["model"] == "gp (smooth optimum)", "width_log"].to_numpy()
+
+    tight = ModelOptions(priors=(parse_prior("sigma=gamma(400,40000)"),))      # σ pinned near 0.01
+    assert np.all(widths(tight) < 0.8 * widths(ModelOptions()))

@@ -72,11 +72,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     ci_prob = common.check_ci_prob(args.ci_prob)
     common.check_workers(args.workers)
     config = SamplerConfig.from_args(args)
+    options = common.model_options_of(args, models)
     if args.approx:
         raise InputError("--approx: the backtest fits the surface model with NUTS only")
     command = common.CommandRun("backtest", argv, args.out, common.data_label(args.data), ARTIFACTS)
 
-    from bayes_scaling.evaluation.backtest import ranking, run_backtest
+    from bayes_scaling.evaluation.backtest import options_text, ranking, run_backtest
     from bayes_scaling.io import write_csv
     from bayes_scaling.surface.data import surface_data
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                           window=args.window, slopes=args.slopes, source=loaded.source, log=progress.note,
                           workers=args.workers, executor=args.executor, partial=partial,
                           slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
-                                 "cluster": args.cluster, "cpus": config.cores})
+                                 "cluster": args.cluster, "cpus": config.cores}, options=options)
     table = result.optima
     if table.empty:
         raise InputError("no fold left two model sizes to fit")
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     failed = sorted({f"{r.model} {r.split}/{r.fold}" for r in table.itertuples() if not r.fit_ok})
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)},
-        "models": models, "splits": list(splits), "ci_prob": ci_prob, "window": args.window, "slopes": args.slopes,
+        "models": models, "model_options": options_text(options), "splits": list(splits), "ci_prob": ci_prob,
+        "window": args.window, "slopes": args.slopes,
         "seed": config.seed, "sampler": config.as_dict(), "diagnostics": {"failed_fits": failed},
     }) as stage:
         write_csv(stage / "backtest.csv", table)

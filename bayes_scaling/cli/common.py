@@ -139,22 +139,22 @@ def load_run_table(args: argparse.Namespace, data: str):
 def model_options_of(args: argparse.Namespace, models: list[str]):
     """The ``ModelOptions`` of the command line: per-N intercepts and the ``--prior`` replacements, each
     checked against the parameters of the chosen kinds."""
+    from bayes_scaling.catalog import prior_specs
     from bayes_scaling.optimum.priors import parse_prior
-    from bayes_scaling.optimum.spec import ModelOptions, registry
+    from bayes_scaling.optimum.spec import ModelOptions
 
     priors = tuple(parse_prior(text) for text in args.prior or ())
-    kinds = registry()
-    known = {name for m in models if m in kinds for name in kinds[m].priors()}
+    kinds = prior_specs(models)
+    known = {name for spec in kinds.values() for name in spec.priors()}
     for name, _ in priors:
         if name not in known:
             raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
                              f"(they have: {', '.join(sorted(known)) or 'none'})")
     options = ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
-    for m in models:                     # a kind may refuse a family for a parameter (ρ takes lkj only)
-        if m in kinds:
-            for name, _ in priors:
-                if name in kinds[m].priors():
-                    kinds[m].prior(name, options)
+    for spec in kinds.values():          # a kind may refuse a family for a parameter (ρ takes lkj only)
+        for name, _ in priors:
+            if name in spec.priors():
+                spec.prior(name, options)
     return options
 
 

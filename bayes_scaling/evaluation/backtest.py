@@ -49,6 +49,7 @@ from bayes_scaling.errors import InputError
 from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs, check_design
 from bayes_scaling.io import write_csv, write_json
 from bayes_scaling.optimum.fit import Fitter
+from bayes_scaling.optimum.spec import ModelOptions
 from bayes_scaling.progress import steps
 from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 
@@ -70,6 +71,11 @@ class Backtest:
 
     optima: pd.DataFrame
     runs: pd.DataFrame
+
+
+def options_text(options: ModelOptions) -> dict:
+    """The model options as the settings of a resumable run (and a manifest) record them."""
+    return {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}}
 
 
 def steplaw_formula(N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
@@ -172,11 +178,14 @@ _FITTERS: dict = {}
 
 def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[str], config: SamplerConfig,
              ci_prob: float, window: float, slopes: str, source: str,
-             smooth_truth: dict[str, dict[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
+             smooth_truth: dict[str, dict[str, np.ndarray]],
+             options: ModelOptions = ModelOptions()) -> tuple[list[dict], list[dict]]:
     """Fit every model on the fold's training cells and score its held-out cells: (rows of
     backtest.csv, rows of run_losses.csv). ``smooth_truth``: per kind that tells the two optima apart
     (``two_optima``), every cell's smooth optimum from the kind fitted to all cells."""
-    fitter, caches = _FITTERS.setdefault(config, (Fitter(config, n_boot=2000), {}))
+    if (config, options) not in _FITTERS:
+        _FITTERS[config, options] = (Fitter(config, options=options, n_boot=2000), {})
+    fitter, caches = _FITTERS[config, options]
     test, train = fold.test, ~fold.test
     target_N, target_D = best.loc[test, "N"].to_numpy(), best.loc[test, "D"].to_numpy()
     meta = {"split": fold.split, "fold": fold.name, "n_train_cells": int(train.sum())}
@@ -257,7 +266,7 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
                  config: SamplerConfig = SamplerConfig(), ci_prob: float = 0.9, window: float = WINDOW,
                  slopes: str = "pooled", source: str = "<table>", log: Callable[[str], None] = print,
                  workers: int = 1, executor: str = "local", partial: Path | None = None,
-                 slurm: dict | None = None) -> Backtest:
+                 slurm: dict | None = None, options: ModelOptions = ModelOptions()) -> Backtest:
     """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table, and every
     held-out run's loss for the kinds that predict losses.
 
@@ -272,11 +281,12 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     runs = sd.runs
     plan = plan_folds(best, splits, source, log)
     done = _resume(partial, {"format": FOLD_FORMAT, "models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
-                             "window": window, "slopes": slopes, "source": source, "runs": len(runs)}, log)
+                             "window": window, "slopes": slopes, "source": source, "runs": len(runs),
+                             "model_options": options_text(options)}, log)
     todo = [k for k in range(len(plan)) if k not in done]
-    smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log)) \
-        if todo else {}
-    args = (best, runs, models, config, ci_prob, window, slopes, source, smooth_truth)
+    smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log,
+                                                        options)) if todo else {}
+    args = (best, runs, models, config, ci_prob, window, slopes, source, smooth_truth, options)
 
     def keep(k: int, result: tuple[list[dict], list[dict]]) -> None:
         done[k] = result
@@ -296,7 +306,8 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             cores = max(1, (os.cpu_count() or 1) // workers)
-            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source, smooth_truth)
+            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source, smooth_truth,
+                    options)
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = {pool.submit(run_fold, plan[k], *args): k for k in todo}
                 for future in as_completed(futures):
@@ -312,13 +323,15 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
 
 
 def _smooth_truth(runs: pd.DataFrame, models: list[str], config: SamplerConfig, window: float, slopes: str,
-                  source: str, ci_prob: float, log: Callable[[str], None]) -> dict[str, dict[str, np.ndarray]]:
+                  source: str, ci_prob: float, log: Callable[[str], None],
+                  options: ModelOptions = ModelOptions()) -> dict[str, dict[str, np.ndarray]]:
     """Per kind among ``models`` that tells the two optima apart (``two_optima``): every cell's smooth
     optimum, the kind fitted to all cells (what its held-out smooth-optimum predictions are scored against)."""
     known, out = catalog.kinds(), {}
     for model in [m for m in models if known[m].two_optima]:
         t0 = time.perf_counter()
-        full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window), source=source, cache={})
+        full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window, priors=options.priors),
+                                source=source, cache={})
         cells = full.cell_optima(ci_prob=ci_prob)
         out[model] = {q: cells.loc[cells["quantity"] == q, "median"].to_numpy() for q in QUANTITIES}
         log(f"  every cell: {model} {time.perf_counter() - t0:.1f} s (the smooth optima its held-out cells are "

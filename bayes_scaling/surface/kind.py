@@ -44,6 +44,8 @@ class RunLevelKind(Protocol):
     #: its result tells the smooth optimum from the best grid run a sweep would find (``best_run``) and
     #: gives every fitted cell's smooth optimum (``cell_optima``): a backtest scores both targets
     two_optima: ClassVar[bool]
+    #: the optimum spec of its laws when ``--prior`` reaches them (``RunOptions.priors``), else None
+    law_spec: ClassVar[str | None]
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
@@ -65,6 +67,7 @@ class SurfaceKind:
     level = "runs"
     predicts_loss = True
     two_optima = True
+    law_spec = None
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """The surface model on every run of ``runs`` (``cache`` keeps its compiled model across calls)."""
@@ -89,6 +92,7 @@ class AkimaKind:
     level = "runs"
     predicts_loss = False
     two_optima = False
+    law_spec = None
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         from bayes_scaling.surface.akima import fit_akima
@@ -109,6 +113,7 @@ class GpKind:
     level = "runs"
     predicts_loss = False
     two_optima = True
+    law_spec = "measured"
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """Both stages on every run of ``runs`` (``cache`` keeps the law's compiled model across calls)."""
