@@ -202,3 +202,21 @@ def test_a_prior_reaches_the_gp_laws_in_the_backtest(fitted):
 
     tight = ModelOptions(priors=(parse_prior("sigma=gamma(400,40000)"),))      # σ pinned near 0.01
     assert np.all(widths(tight) < 0.8 * widths(ModelOptions()))
+
+
+def test_plan_takes_the_gp_laws_from_a_full_sweep_and_refuses_a_best_runs_table(tmp_path, capsys):
+    from bayes_scaling.plan import main as plan
+
+    runs, _ = known_sweep(seed=2)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    args = ["--compute", "1e21", "--optimum-model", "gp", "--draws", "200", "--tune", "300", "--chains", "2",
+            "--workers", "1", "--no-plots"]
+    assert plan(args + ["--optimum-data", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "plan")]) == 0
+    table = pd.read_csv(tmp_path / "plan" / "plan.csv")
+    lr = table[table["quantity"] == "lr"].iloc[0]
+    assert 0 < lr["lo"] < lr["median"] < lr["hi"]
+    assert json.loads((tmp_path / "plan" / "manifest.json").read_text())["optimum_model"] == "gp"
+    capsys.readouterr()
+    assert plan(args + ["--out", str(tmp_path / "refused")]) == 2            # blog-partII: best runs only
+    err = capsys.readouterr().err.strip()
+    assert "needs a sweep" in err and "\n" not in err and not (tmp_path / "refused").exists()

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss table for the loss law: chinchilla (default), porian[:filters] or a CSV/Parquet run table")
     g = common.group(p, "models")
     g.add_argument("--optimum-model", default="hierarchical",
-                   help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical)")
+                   help=f"kind for the lr / batch-size laws, one of {', '.join(catalog.kinds())} (default hierarchical; "
+                        "surface, gp and akima need full sweeps in --optimum-data)")
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
     g.add_argument("--prior", action="append", metavar="NAME=DIST",
                    help="replace a parameter's prior of the lr / batch-size laws, e.g. tau_c=lognormal(log(0.03),0.75)")
@@ -75,9 +76,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     config = SamplerConfig.from_args(args)
     flops = common.flops_model_of(args)
     kinds = catalog.kinds()
-    if args.optimum_model not in kinds or kinds[args.optimum_model].level != "best-runs":
-        best_run = [k for k, v in kinds.items() if v.level == "best-runs"]
-        raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(best_run)}")
+    if args.optimum_model not in kinds:
+        raise InputError(f"--optimum-model {args.optimum_model!r}: choose one of {', '.join(kinds)}")
     options = common.model_options_of(args, [args.optimum_model])
     surface = _load_surface(args)
     command = common.CommandRun("plan", argv, args.out, common.data_label(args.loss_law_data), ARTIFACTS)
@@ -94,9 +94,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
+    runs = None
+    if kinds[args.optimum_model].level == "runs":           # a run-level kind fits every run: a full sweep
+        from bayes_scaling.surface.data import surface_data
+
+        surface_data(loaded.runs, source=loaded.source)
+        runs = loaded.runs
     progress.note(f"  fitting the loss law (chinchilla, {source}) and the lr / batch-size laws ({args.optimum_model}, "
                   f"{loaded.source}); {min(args.workers, 2)} process(es)")
-    loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers)
+    loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers, runs)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
     if surface is not None:
@@ -163,12 +169,13 @@ def _load_surface(args: argparse.Namespace):
                          f"({type(err).__name__})") from None
 
 
-def _fit_both(table, best, optimum_model: str, config, options, workers: int):
-    """The loss law and the two optimum laws — in two processes at once when ``workers`` allows."""
+def _fit_both(table, best, optimum_model: str, config, options, workers: int, runs=None):
+    """The loss law and the two optimum laws (a run-level kind's from every run of ``runs``) — in two
+    processes at once when ``workers`` allows."""
     import os
     from dataclasses import replace
 
-    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options))}
+    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs))}
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:
@@ -195,11 +202,12 @@ def _fit_loss_law(table, config):
     return fit_law(ParametricLaw(table), config, log_likelihood=False)
 
 
-def _fit_optima(best, kind: str, options, config):
+def _fit_optima(best, kind: str, options, runs, config):
     from bayes_scaling.optimum.fit import Fitter
 
     fitter = Fitter(config, options=options)
-    return {q: fitter.fit(kind, best.quantity(q)) for q in ("lr", "batch_size")}
+    fitted = catalog.fit_all([kind], ["lr", "batch_size"], best, fitter, runs=runs, source=best.source)
+    return {q: fitted.fits[q][kind] for q in ("lr", "batch_size")}
 
 
 def main(argv: list[str] | None = None) -> int:
