@@ -48,6 +48,7 @@ def csv_text(frame: pd.DataFrame) -> str:
 
 GOOD = csv_text(sweep())
 HEADER = GOOD.split("\n", 1)[0]
+BEST_ONLY = sweep().pipe(lambda f: f.loc[f.groupby(["N", "D"])["loss"].idxmin()])     # one run per cell
 
 # name, command, file content (str/bytes, None: no file), extra args, substrings of the error line
 CASES = [
@@ -77,7 +78,9 @@ CASES = [
     ("out-is-a-file", "fit", GOOD, ["--out", "{tmp}/taken"], ["--out", "not a directory"]),
     ("plan-semicolons", "plan", GOOD.replace(",", ";"), ["--compute", "1e21"], ["separated by semicolons"]),
     ("plan-run-seq-len", "plan", GOOD, ["--compute", "1e21", "--run-seq-len", "-1"], ["--run-seq-len"]),
-    ("plan-surface-optimum", "plan", GOOD, ["--compute", "1e21", "--optimum-model", "surface"], ["--optimum-model", "hierarchical"]),
+    ("plan-run-level-kind-on-best-runs", "plan", csv_text(BEST_ONLY),
+     ["--compute", "1e21", "--optimum-model", "gp", "--lr-grid", "2^-9:2^-6:1", "--batch-grid", "2^16:2^18:1"],
+     ["--optimum-model gp", "needs a sweep"]),
     ("plan-one-D", "plan", csv_text(sweep(D_per_N=((1e9,), (1e9,)))), ["--compute", "1e21"], ["cannot be identified"]),
     ("backtest-splits", "backtest", GOOD, ["--splits", "largest-n,bogus"], ["--splits", "bogus"]),
     ("backtest-approx", "backtest", GOOD, ["--approx", "advi"], ["--approx", "NUTS only"]),

@@ -98,7 +98,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if kinds[args.optimum_model].level == "runs":           # a run-level kind fits every run: a full sweep
         from bayes_scaling.surface.data import surface_data
 
-        surface_data(loaded.runs, source=loaded.source)
+        try:
+            surface_data(loaded.runs, source=loaded.source)
+        except InputError as err:
+            raise InputError(f"--optimum-model {args.optimum_model}: {err}") from None
         runs = loaded.runs
     progress.note(f"  fitting the loss law (chinchilla, {source}) and the lr / batch-size laws ({args.optimum_model}, "
                   f"{loaded.source}); {min(args.workers, 2)} process(es)")
