@@ -136,6 +136,6 @@ def test_advise_with_the_surface_adds_the_loss_and_refuses_a_best_runs_table(swe
 
     code = main(["--data", "blog-partII", "--models", "surface", "--budget", "3e21", "--out", str(tmp_path / "no")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "surface model needs a sweep" in err[0]
+    assert code == 2 and len(err) == 1 and "(surface, gp, akima) needs a sweep" in err[0]
     assert not (tmp_path / "no").exists()
 

@@ -155,7 +155,8 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
                           "--prior", "sigma=gamma(2,10)", "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     cells = pd.read_csv(out / "gp_cells.csv")
-    assert len(cells) == 6 and {"log_lr", "se_lr", "lr_median", "lr_lo", "lr_hi", "best_B"} <= set(cells.columns)
+    assert len(cells) == 6 and {"se_log_lr", "lr_median", "lr_lo", "lr_hi", "B_median", "best_B", "ci_prob",
+                                "noise_at_bound"} <= set(cells.columns)
     assert (cells["lr_lo"] <= cells["lr_median"]).all() and (cells["lr_median"] <= cells["lr_hi"]).all()
     pred = pd.read_csv(out / "predictions.csv")
     assert set(pred["model"]) == {"gp"} and set(pred["quantity"]) == {"lr", "batch_size"}

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.model_options(p, models_help=f"comma-separated subset of {', '.join(catalog.kinds())} (default: all)")
     common.group(p, "models").add_argument(
         "--window", type=float, default=DEFAULT_WINDOW,
-        help=f"surface model: nats above a cell's best loss kept exact (default {DEFAULT_WINDOW})")
+        help=f"run-level kinds (surface, gp): nats above a cell's best loss kept exact (default {DEFAULT_WINDOW})")
     p.add_argument("--splits", default=",".join(SPLITS), help=f"comma-separated subset of {', '.join(SPLITS)} (default: all)")
     g = p.add_argument_group("executor (folds are independent)")
     g.add_argument("--executor", choices=("local", "slurm"), default="local",

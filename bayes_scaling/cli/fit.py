@@ -26,7 +26,7 @@ DEFAULT_DATA = "blog-partII"
 #: What a fit run owns in its --out directory: replaced as a set, so no stale artifact of
 #: an earlier run (say compare.csv from a run with more models) survives beside the new manifest.
 ARTIFACTS = ("best_runs.csv", "predictions.csv", "exponents.csv", "compare.csv", "held_out.csv", "sensitivity.csv",
-             "surface_cells.csv", "run_predictions.csv", "posterior", "plots")
+             "surface_cells.csv", "gp_cells.csv", "akima_cells.csv", "run_predictions.csv", "posterior", "plots")
 PREDICTION_COLUMNS = ["model", "quantity", "N", "D", "median", "mean", "lo", "hi", "ci_prob", "interval", "recommended"]
 CV_SCHEMES = ("lono", "largest-n", "largest-d")
 
@@ -44,7 +44,9 @@ outputs (--out DIR): predictions.csv, exponents.csv, compare.csv (LOO, cross-val
   weights, the recommendation), held_out.csv, sensitivity.csv (prior sensitivity), best_runs.csv,
   posterior/<model>_<quantity>.nc, manifest.json, plots/ (unless --no-plots); with --models surface
   also surface_cells.csv, posterior/surface.nc and, with --predict-runs, run_predictions.csv
-  ([run_id,] N, D, B, lr, loss_median, loss_mean, loss_lo, loss_hi, ci_prob).
+  ([run_id,] N, D, B, lr, loss_median, loss_mean, loss_lo, loss_hi, ci_prob); with --models gp
+  gp_cells.csv (each cell's GP estimate of its optimum) and posterior/gp.nc. compare.csv and
+  held_out.csv need two Bayesian best-run kinds to compare.
 
 loss laws: --law {"|".join(law_registry())} fits L(N, D) instead (see README).
 

@@ -80,9 +80,8 @@ def surface_data(runs: pd.DataFrame, *, window: float = WINDOW, source: str = "<
     if len(thin):
         (n, d), k = thin.index[0], int(thin.iloc[0])
         raise InputError(
-            f"{source}: cell N={n:g}, D={d:g} has {k} ok run(s); the surface model needs a sweep (>= "
-            f"{MIN_RUNS_PER_CELL} ok runs per cell), as every run-level kind does — use a best-run model for "
-            f"best-runs-only tables"
+            f"{source}: cell N={n:g}, D={d:g} has {k} ok run(s); a run-level kind (surface, gp, akima) needs a "
+            f"sweep (>= {MIN_RUNS_PER_CELL} ok runs per cell) — use a best-run model for best-runs-only tables"
         )
     best = best_runs(runs, source=source).frame.sort_values(["N", "D"], ignore_index=True)
     runs = runs[runs.set_index(["N", "D"]).index.isin(best.set_index(["N", "D"]).index)].reset_index(drop=True)

@@ -90,14 +90,27 @@ class GpFit:
         return pd.concat(rows, ignore_index=True)
 
     def write_artifacts(self, stage, *, ci_prob: float) -> None:
-        """``gp_cells.csv``: every cell's GP argmin (median, interval) beside its best run, and the GP's
-        hyperparameters and the estimates' standard errors (``cells``)."""
+        """``gp_cells.csv``, one row per cell: its GP estimate of each optimum (median and ``ci_prob``
+        interval of the argmin draws) beside its best run, the estimates' standard errors in log units,
+        and the GP's own fit (``noise_at_bound``: its noise hit the optimiser's lower bound)."""
         from bayes_scaling.io import write_csv
+        from bayes_scaling.math.gp import NOISE_BOUNDS
 
-        optima = self.cell_optima(ci_prob).pivot_table(index=["N", "D"], columns="quantity",
-                                                       values=["median", "lo", "hi"])
-        optima.columns = [f"{q}_{stat}" for stat, q in optima.columns]
-        write_csv(stage / "gp_cells.csv", self.cells.merge(optima.reset_index(), on=["N", "D"]))
+        optima = self.cell_optima(ci_prob)
+        out = self.cells[["N", "D", "n_runs_fitted"]].copy()
+        for q, col in QUANTITIES.items():
+            got = optima[optima["quantity"] == q].reset_index(drop=True)
+            out[f"{col}_median"], out[f"{col}_lo"], out[f"{col}_hi"] = got["median"], got["lo"], got["hi"]
+            out[f"best_{col}"] = self.cells[f"best_{col}"]
+        out["ci_prob"] = ci_prob
+        for col in QUANTITIES.values():
+            out[f"se_log_{col}"] = self.cells[f"se_{col}"]
+        out["corr_log_lr_log_B"] = self.cells["corr"]
+        out["gp_min_loss"] = self.cells["min_loss"]
+        out["gp_noise"] = self.cells["gp_noise"]
+        out["noise_at_bound"] = self.cells["gp_noise"] <= NOISE_BOUNDS[0] * 1.001
+        out["gp_length_lr"], out["gp_length_B"] = self.cells["length_lr"], self.cells["length_B"]
+        write_csv(stage / "gp_cells.csv", out)
 
     def to_netcdf(self, path) -> None:
         """The cell estimates and the argmin draws (the laws' draws are saved with every optimum fit)."""
