@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise InputError("--approx: the backtest fits the surface model with NUTS only")
     command = common.CommandRun("backtest", argv, args.out, common.data_label(args.data), ARTIFACTS)
 
-    from bayes_scaling.evaluation.backtest import options_text, ranking, run_backtest
+    from bayes_scaling.evaluation.backtest import ranking, run_backtest
     from bayes_scaling.io import write_csv
     from bayes_scaling.surface.data import surface_data
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     failed = sorted({f"{r.model} {r.split}/{r.fold}" for r in table.itertuples() if not r.fit_ok})
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)},
-        "models": models, "model_options": options_text(options), "splits": list(splits), "ci_prob": ci_prob,
+        "models": models, "model_options": options.as_dict(), "splits": list(splits), "ci_prob": ci_prob,
         "window": args.window, "slopes": args.slopes,
         "seed": config.seed, "sampler": config.as_dict(), "diagnostics": {"failed_fits": failed},
     }) as stage:

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "sigma_sel": best.sigma_sel or {q: best.quantity(q).sigma_sel for q in quantities}},
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict(), "fit_cache": str(args.cache) if args.cache else None,
-        "model_options": {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}},
+        "model_options": options.as_dict(),
         "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
         "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
                                                        for q, c in comparisons.items()},

@@ -73,11 +73,6 @@ class Backtest:
     runs: pd.DataFrame
 
 
-def options_text(options: ModelOptions) -> dict:
-    """The model options as the settings of a resumable run (and a manifest) record them."""
-    return {"per_n_intercepts": options.per_n_intercepts, "priors": {k: str(v) for k, v in options.priors}}
-
-
 def steplaw_formula(N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
     """StepLaw's published optima (Li et al. 2025): η* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571 tokens."""
     return {"lr": 1.79 * N**-0.713 * D**0.307, "batch_size": 0.58 * D**0.571}
@@ -282,7 +277,7 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     plan = plan_folds(best, splits, source, log)
     done = _resume(partial, {"format": FOLD_FORMAT, "models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
                              "window": window, "slopes": slopes, "source": source, "runs": len(runs),
-                             "model_options": options_text(options)}, log)
+                             "model_options": options.as_dict()}, log)
     todo = [k for k in range(len(plan)) if k not in done]
     smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log,
                                                         options)) if todo else {}

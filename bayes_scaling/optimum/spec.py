@@ -104,6 +104,10 @@ class ModelOptions:
     def prior_for(self, name: str) -> Prior | None:
         return dict(self.priors).get(name)
 
+    def as_dict(self) -> dict:
+        """The options as a manifest (and a resumable run's settings) record them."""
+        return {"per_n_intercepts": self.per_n_intercepts, "priors": {k: str(v) for k, v in self.priors}}
+
 
 def cells_table(data: QuantityData, centers: Centers) -> np.ndarray:
     """The ``cells`` table, shape (len(CELL_COLUMNS), n_cells)."""

@@ -48,7 +48,6 @@ class GpFit:
     """Stage 1's cell estimates (``cells``; ``argmins`` (J, S, 2) draws of each cell's log optimum) and
     stage 2's law of each optimum (``fits``), with the best runs' offsets from the estimates (``offset``)."""
 
-    data: SurfaceData
     cells: pd.DataFrame
     argmins: np.ndarray
     fits: dict[str, OptimumFit]
@@ -182,4 +181,4 @@ def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter
         fit.meta = {"method": GpFit.method, "window": data.window}
         fits[q] = fit
         offset[q] = float(np.sqrt(np.mean((np.log(cells[f"best_{QUANTITIES[q]}"]) - measured.y) ** 2)))
-    return GpFit(data, cells, argmins, fits, offset, wall_s=time.perf_counter() - t0)
+    return GpFit(cells, argmins, fits, offset, wall_s=time.perf_counter() - t0)
