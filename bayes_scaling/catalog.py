@@ -40,9 +40,10 @@ def loss_predicting(names: list[str]) -> list[str]:
     return [n for n in names if known[n].predicts_loss]
 
 
-def prior_specs(names: list[str]) -> dict:
+def prior_specs(names: list[str], options: RunOptions = RunOptions()) -> dict:
     """The optimum specs whose priors the named kinds use (``--prior``), by kind name: a best-run
-    kind's own, a run-level kind's ``law_spec`` (the gp kind's ``measured`` law); the surface has none."""
+    kind's own, a run-level kind's ``law_spec`` under ``options`` (the gp kind's ``measured`` law of its
+    ``--law-form``); the surface has none."""
     from bayes_scaling.optimum.spec import get
 
     known = kinds()
@@ -51,8 +52,8 @@ def prior_specs(names: list[str]) -> dict:
         kind = known.get(name)
         if kind is not None and kind.level == "best-runs":
             out[name] = kind
-        elif kind is not None and kind.law_spec:
-            out[name] = get(kind.law_spec)
+        elif kind is not None and kind.law_spec(options):
+            out[name] = get(kind.law_spec(options))
     return out
 
 
@@ -171,7 +172,8 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
     tasks = [(name, quantities, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
              for name in order]
     out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
-    with steps(len(tasks), "model kinds fitted and scored") as tick:
+    label = "model kinds fitted and scored" if scoring.compared else "model kinds fitted"
+    with steps(len(tasks), label) as tick:
         if workers == 1:
             results = (_kind_task(*task) for task in tasks)
             _collect(results, out, names, on_fit, tick)

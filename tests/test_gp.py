@@ -154,6 +154,9 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
                           "--models", "gp", "--draws", "200", "--tune", "300", "--chains", "2", "--no-plots",
                           "--prior", "sigma=gamma(2,10)", "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
+    gp_lines = [line for line in res.stdout.splitlines() if line.strip().startswith("gp ") and "90% [" in line]
+    assert len(gp_lines) == 2 and all(line.endswith("smooth optimum") for line in gp_lines)   # both optima labelled
+    assert "kinds fitted and scored" not in res.stderr and "kinds fitted" in res.stderr       # gp alone is not compared
     cells = pd.read_csv(out / "gp_cells.csv")
     assert len(cells) == 6 and {"se_log_lr", "lr_median", "lr_lo", "lr_hi", "B_median", "best_B", "ci_prob",
                                 "noise_at_bound"} <= set(cells.columns)
@@ -167,6 +170,7 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
     assert set(sens["model"]) == {"gp"} and {"a", "b", "c", "sigma"} <= set(sens["variable"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run_level"]["gp"]["method"].startswith("GP per cell")
+    assert manifest["cross_validation"] == []                    # nothing to compare, so no refits claimed
     assert manifest["model_options"]["priors"] == {"sigma": str(parse_prior("sigma=gamma(2,10)")[1])}
     refused = subprocess.run([sys.executable, "-m", "bayes_scaling.fit", "--data", str(tmp_path / "runs.csv"),
                               "--models", "gp", "--predict-runs", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "x")],
@@ -221,3 +225,79 @@ def test_plan_takes_the_gp_laws_from_a_full_sweep_and_refuses_a_best_runs_table(
     assert plan(args + ["--out", str(tmp_path / "refused")]) == 2            # blog-partII: best runs only
     err = capsys.readouterr().err.strip()
     assert "needs a sweep" in err and "\n" not in err and not (tmp_path / "refused").exists()
+
+
+def bent_cells(e: float = 0.3, seed: int = 4) -> pd.DataFrame:
+    """Estimates m_j of η* at 6 sizes × 2 token counts whose law bends in log N (curvature ``e`` per log
+    unit², about log N = log 3e8), each with standard error 0.03; every other column as ``gp_cells``."""
+    N, D = (a.ravel() for a in np.meshgrid(1e8 * 2.0 ** np.arange(6), [2e9, 8e9], indexing="ij"))
+    x_N = np.log(N / 3e8)
+    truth = np.log(1.79) - 0.713 * np.log(N) + 0.307 * np.log(D) + e * x_N**2
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"N": N, "D": D, "best_lr": np.exp(truth), "best_B": 2.0**18, "log_lr": truth
+                         + 0.03 * rng.standard_normal(N.size), "se_lr": 0.03, "log_B": np.log(2.0**18), "se_B": 0.1})
+
+
+def test_the_curved_law_follows_a_bend_the_straight_law_cannot_extrapolate():
+    cells = bent_cells()
+    q = measured_data(cells, "lr", source="sim")
+    largest = q.log_N == q.log_N.max()
+    train = q.subset(~largest)
+    fitter, truth = Fitter(CONFIG), cells["log_lr"].to_numpy()[largest]
+    covered = {}
+    for law in ("measured", "measured-curved"):
+        fit = fitter.fit(law, train)
+        assert fit.diagnostics.ok
+        draws = fit.log_draws(np.exp(q.log_N[largest]), np.exp(q.log_D[largest]))
+        lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
+        covered[law] = (lo < truth) & (truth < hi)
+    assert covered["measured-curved"].all() and not covered["measured"].any()
+    e = fitter.fit("measured-curved", q).coefficients(ci_prob=0.9).set_index("param").loc["e_NN"]
+    assert e["lo"] < 0.3 < e["hi"] and e["hi"] - e["lo"] < 0.2                 # the bend, measured
+
+
+def test_curved_measured_law_log_likelihood_and_prior_equal_pymc():
+    q = measured_data(bent_cells(), "lr", source="sim")
+    spec = specs.get("measured-curved")
+    fit = Fitter(dataclasses.replace(CONFIG, draws=200)).fit("measured-curved", q)
+    model = spec.build(q, fit.centers)
+    tree = xr.DataTree.from_dict({"posterior": fit.posterior})
+    ours = spec.log_likelihood(fit.posterior, fit.centers, fit.n_levels, q)
+    theirs = pm.compute_log_likelihood(tree, model=model, progressbar=False)["log_likelihood"]["q_obs"]
+    np.testing.assert_allclose(ours, theirs.transpose("chain", "draw", "cell").values.reshape(ours.shape), rtol=1e-6)
+    prior = pm.compute_log_prior(tree, model=model, progressbar=False)["log_prior"]
+    mine = spec.log_prior(fit.posterior, fit.centers)
+    assert set(mine) == set(prior.data_vars) == {"a", "b", "c", "e", "f", "sigma"}
+    for var, values in mine.items():
+        np.testing.assert_allclose(values, prior[var].values.reshape(values.shape), rtol=1e-6, atol=1e-6, err_msg=var)
+
+
+def test_law_forms_are_the_measured_specs_and_the_command_line_offers_each():
+    from bayes_scaling.cli.common import LAW_FORMS
+    from bayes_scaling.optimum.specs.measured import law_forms
+
+    assert law_forms() == {"straight": "measured", "curved": "measured-curved"}
+    assert tuple(law_forms()) == LAW_FORMS
+    gp = catalog.kinds()["gp"]
+    assert gp.law_spec(catalog.RunOptions(law_form="curved")) == "measured-curved"
+    assert "e" in catalog.prior_specs(["gp"], catalog.RunOptions(law_form="curved"))["gp"].priors()
+    assert "e" not in catalog.prior_specs(["gp"])["gp"].priors()
+
+
+def test_fit_cli_fits_the_curved_gp_law_and_takes_only_its_priors(tmp_path, capsys):
+    from bayes_scaling.fit import main as fit
+
+    runs, _ = known_sweep(seed=2)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    args = ["--data", str(tmp_path / "runs.csv"), "--models", "gp", "--draws", "200", "--tune", "300", "--chains", "2",
+            "--workers", "1", "--no-plots", "--prior", "e=normal(0,0.1)"]
+    assert fit(args + ["--law-form", "curved", "--out", str(tmp_path / "curved")]) == 0
+    exps = pd.read_csv(tmp_path / "curved" / "exponents.csv")
+    assert {"e_NN", "f_DD"} <= set(exps["param"])
+    manifest = json.loads((tmp_path / "curved" / "manifest.json").read_text())
+    assert manifest["run_level"]["gp"]["law_form"] == "curved"
+    assert OptimumFit.from_netcdf(tmp_path / "curved" / "posterior" / "gp_lr.nc").spec.name == "measured-curved"
+    capsys.readouterr()
+    assert fit(args + ["--out", str(tmp_path / "straight")]) == 2          # a straight law has no e
+    err = capsys.readouterr().err.strip()
+    assert "--prior e: no chosen model" in err and "\n" not in err and not (tmp_path / "straight").exists()

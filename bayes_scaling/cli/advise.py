@@ -217,7 +217,8 @@ def _fit_surface(loaded, args: argparse.Namespace, config: SamplerConfig):
     ADVI's windows with ``--approx advi``)."""
     progress.note(f"  fitting the surface model to every run of {loaded.source}")
     return catalog.kinds()[SURFACE].fit(loaded.runs, config,
-                                        catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
+                                        catalog.RunOptions(slopes=args.slopes, law_form=args.law_form, approx=args.approx,
+                                                           progress=True),
                                         source=loaded.source, cache={})
 
 

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.restart:
         shutil.rmtree(partial, ignore_errors=True)
     result = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,
-                          window=args.window, slopes=args.slopes, source=loaded.source, log=progress.note,
+                          window=args.window, slopes=args.slopes, law_form=args.law_form, source=loaded.source, log=progress.note,
                           workers=args.workers, executor=args.executor, partial=partial,
                           slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
                                  "cluster": args.cluster, "cpus": config.cores}, options=options)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     with command.publish({
         "data": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)},
         "models": models, "model_options": options.as_dict(), "splits": list(splits), "ci_prob": ci_prob,
-        "window": args.window, "slopes": args.slopes,
+        "window": args.window, "slopes": args.slopes, "law_form": args.law_form,
         "seed": config.seed, "sampler": config.as_dict(), "diagnostics": {"failed_fits": failed},
     }) as stage:
         write_csv(stage / "backtest.csv", table)

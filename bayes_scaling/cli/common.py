@@ -40,6 +40,9 @@ VERSIONED = ("bayes-scaling", "pymc", "pytensor", "arviz", "arviz-stats", "nutpi
 DEFAULT_CI_PROB = 0.9
 DEFAULT_WORKERS = os.cpu_count() or 1
 SLOPES = ("pooled", "per_n")
+#: ``optimum.specs.measured.law_forms()``'s names, repeated so a command's --help imports no NumPy
+#: (tests/test_gp.py checks they agree)
+LAW_FORMS = ("straight", "curved")
 
 
 def group(p: argparse.ArgumentParser, title: str):
@@ -77,6 +80,14 @@ def model_options(p: argparse.ArgumentParser, *, models_help: str, default_model
     g.add_argument("--slopes", "--surface-slopes", dest="slopes", choices=SLOPES, default="pooled",
                    help="surface model: one slope on log D, or per-N slopes (default pooled)")
     g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
+    law_form_option(g)
+
+
+def law_form_option(g) -> None:
+    """--law-form on group ``g``: the form of the gp kind's η*/B* laws."""
+    g.add_argument("--law-form", choices=LAW_FORMS, default="straight",
+                   help="gp model: its η*/B* laws straight (default) or curved, + e·x_N² + f·x_D² with "
+                        "e, f ~ Normal(0, 0.25): an extrapolation then carries the bend's uncertainty")
 
 
 def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,
@@ -139,12 +150,12 @@ def load_run_table(args: argparse.Namespace, data: str):
 def model_options_of(args: argparse.Namespace, models: list[str]):
     """The ``ModelOptions`` of the command line: per-N intercepts and the ``--prior`` replacements, each
     checked against the parameters of the chosen kinds."""
-    from bayes_scaling.catalog import prior_specs
+    from bayes_scaling.catalog import RunOptions, prior_specs
     from bayes_scaling.optimum.priors import parse_prior
     from bayes_scaling.optimum.spec import ModelOptions
 
     priors = tuple(parse_prior(text) for text in args.prior or ())
-    kinds = prior_specs(models)
+    kinds = prior_specs(models, RunOptions(law_form=args.law_form))
     known = {name for spec in kinds.values() for name in spec.priors()}
     for name, _ in priors:
         if name not in known:

@@ -143,13 +143,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     compared = [m for m in models if kinds[m].bayesian and kinds[m].level == "best-runs"]  # run-level: losses, not cells
     compared = compared if len(compared) >= 2 else []
+    cv = cv if compared else ()                          # cross-validation compares kinds: none without two
     if compared:
         progress.note(f"  fitting and comparing {', '.join(compared)}: LOO" + (f" and {', '.join(cv)} refits" if cv else "")
                       + f"; {min(args.workers, len(models))} process(es)")
     scoring = catalog.Scoring(compared=tuple(compared), cv=cv, max_refits=args.max_refits, ci_prob=ci_prob,
                               targets=tuple(targets))
     fitted = catalog.fit_and_score(models, quantities, best, config, options, runs=loaded.runs, source=loaded.source,
-                                   run_options=catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
+                                   run_options=catalog.RunOptions(slopes=args.slopes, law_form=args.law_form,
+                                                                          approx=args.approx, progress=True),
                                    scoring=scoring, workers=args.workers, on_fit=announce, cache=args.cache)
     fits = fitted.fits
     every = [f for fq in fits.values() for f in fq.values()]
@@ -179,7 +181,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict(), "fit_cache": str(args.cache) if args.cache else None,
         "model_options": options.as_dict(),
-        "run_level": {name: {"method": f.method} for name, f in fitted.run_level.items()},
+        "run_level": {name: {"method": f.method, **({"law_form": args.law_form} if name == "gp" else {})}
+                      for name, f in fitted.run_level.items()},
         "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
                                                        for q, c in comparisons.items()},
         "predict_runs": {"source": str(args.predict_runs), "runs": len(planned)} if planned is not None else None,
@@ -224,7 +227,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         for q, c in comparisons.items():
             print(f"  recommended for {q} at a new N: {c.recommended} — {c.reason}")
     print("\npredicted optimum:")
-    print(text.predictions_text(predictions))
+    smooth = frozenset(m for m in models if catalog.kinds()[m].two_optima)
+    print(text.predictions_text(predictions, smooth))
+    if smooth:
+        print(f"  ({', '.join(sorted(smooth))}: the law's smooth optimum; the best grid run a sweep would find "
+              "is wider: best_run(N, D, B=..., lr=...) in the library)")
     if sensitive is not None:
         print("\nprior sensitivity (power-scaling; contraction = 1 − posterior/prior variance):")
         print(text.sensitivity_text(sensitive))

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
     g.add_argument("--prior", action="append", metavar="NAME=DIST",
                    help="replace a parameter's prior of the lr / batch-size laws, e.g. tau_c=lognormal(log(0.03),0.75)")
+    common.law_form_option(g)
     g = common.group(p, "the loss of the planned run")
     g.add_argument("--surface", type=Path, metavar="SURFACE.nc",
                    help="a surface posterior (posterior/surface.nc of fit --models surface): predict the planned "
@@ -103,9 +104,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         except InputError as err:
             raise InputError(f"--optimum-model {args.optimum_model}: {err}") from None
         runs = loaded.runs
-    progress.note(f"  fitting the loss law (chinchilla, {source}) and the lr / batch-size laws ({args.optimum_model}, "
-                  f"{loaded.source}); {min(args.workers, 2)} process(es)")
-    loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers, runs)
+    progress.note(f"  fitting the loss law E + A/N^α + B/D^β to {source} and the lr / batch-size laws "
+                  f"({args.optimum_model}) to {loaded.source}; {min(args.workers, 2)} process(es)")
+    loss_fit, optimum = _fit_both(table, best, args.optimum_model, config, options, args.workers, runs,
+                                  args.law_form)
     plan = make_plan(args.compute, loss_fit, optimum, flops=flops, max_N=args.max_N, ci_prob=ci_prob, seed=args.seed)
     diagnostics = {"loss_law": loss_fit.diagnostics, **{q: f.diagnostics for q, f in optimum.items()}}
     if surface is not None:
@@ -172,13 +174,13 @@ def _load_surface(args: argparse.Namespace):
                          f"({type(err).__name__})") from None
 
 
-def _fit_both(table, best, optimum_model: str, config, options, workers: int, runs=None):
+def _fit_both(table, best, optimum_model: str, config, options, workers: int, runs=None, law_form: str = "straight"):
     """The loss law and the two optimum laws (a run-level kind's from every run of ``runs``) — in two
     processes at once when ``workers`` allows."""
     import os
     from dataclasses import replace
 
-    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs))}
+    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs, law_form))}
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:
@@ -205,11 +207,12 @@ def _fit_loss_law(table, config):
     return fit_law(ParametricLaw(table), config, log_likelihood=False)
 
 
-def _fit_optima(best, kind: str, options, runs, config):
+def _fit_optima(best, kind: str, options, runs, law_form, config):
     from bayes_scaling.optimum.fit import Fitter
 
     fitter = Fitter(config, options=options)
-    fitted = catalog.fit_all([kind], ["lr", "batch_size"], best, fitter, runs=runs, source=best.source)
+    fitted = catalog.fit_all([kind], ["lr", "batch_size"], best, fitter, runs=runs, source=best.source,
+                             options=catalog.RunOptions(law_form=law_form))
     return {q: fitted.fits[q][kind] for q in ("lr", "batch_size")}
 
 

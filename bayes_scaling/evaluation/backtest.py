@@ -172,7 +172,7 @@ _FITTERS: dict = {}
 
 
 def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[str], config: SamplerConfig,
-             ci_prob: float, window: float, slopes: str, source: str,
+             ci_prob: float, window: float, slopes: str, law_form: str, source: str,
              smooth_truth: dict[str, dict[str, np.ndarray]],
              options: ModelOptions = ModelOptions()) -> tuple[list[dict], list[dict]]:
     """Fit every model on the fold's training cells and score its held-out cells: (rows of
@@ -196,7 +196,8 @@ def run_fold(fold: Fold, best: pd.DataFrame, runs: pd.DataFrame, models: list[st
     for model in models:
         t0 = time.perf_counter()
         fitted = catalog.fit_all([model], list(QUANTITIES), sub, fitter, runs=train_runs, caches=caches,
-                                 options=catalog.RunOptions(slopes=slopes, window=window), source=source)
+                                 options=catalog.RunOptions(slopes=slopes, window=window, law_form=law_form),
+                                 source=source)
         fits = {q: fitted.fits[q][model] for q in QUANTITIES}
         diag = [f.diagnostics for f in fits.values() if f.diagnostics is not None]
         problems = "; ".join(dict.fromkeys(p for d in diag for p in d.problems()))
@@ -259,7 +260,8 @@ def run_scores(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits: tuple[str, ...] = SPLITS,
                  config: SamplerConfig = SamplerConfig(), ci_prob: float = 0.9, window: float = WINDOW,
-                 slopes: str = "pooled", source: str = "<table>", log: Callable[[str], None] = print,
+                 slopes: str = "pooled", law_form: str = "straight", source: str = "<table>",
+                 log: Callable[[str], None] = print,
                  workers: int = 1, executor: str = "local", partial: Path | None = None,
                  slurm: dict | None = None, options: ModelOptions = ModelOptions()) -> Backtest:
     """Every (split, fold, model, held-out cell, optimum) score of a full-sweep run table, and every
@@ -276,12 +278,12 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
     runs = sd.runs
     plan = plan_folds(best, splits, source, log)
     done = _resume(partial, {"format": FOLD_FORMAT, "models": models, "splits": list(splits), "config": config.as_dict(), "ci_prob": ci_prob,
-                             "window": window, "slopes": slopes, "source": source, "runs": len(runs),
+                             "window": window, "slopes": slopes, "law_form": law_form, "source": source, "runs": len(runs),
                              "model_options": options.as_dict()}, log)
     todo = [k for k in range(len(plan)) if k not in done]
-    smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, source, ci_prob, log,
-                                                        options)) if todo else {}
-    args = (best, runs, models, config, ci_prob, window, slopes, source, smooth_truth, options)
+    smooth_truth = _kept(partial, lambda: _smooth_truth(runs, models, config, window, slopes, law_form, source,
+                                                        ci_prob, log, options)) if todo else {}
+    args = (best, runs, models, config, ci_prob, window, slopes, law_form, source, smooth_truth, options)
 
     def keep(k: int, result: tuple[list[dict], list[dict]]) -> None:
         done[k] = result
@@ -301,8 +303,8 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             cores = max(1, (os.cpu_count() or 1) // workers)
-            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, source, smooth_truth,
-                    options)
+            args = (best, runs, models, replace(config, cores=cores), ci_prob, window, slopes, law_form, source,
+                    smooth_truth, options)
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = {pool.submit(run_fold, plan[k], *args): k for k in todo}
                 for future in as_completed(futures):
@@ -318,14 +320,15 @@ def run_backtest(runs: pd.DataFrame, *, models: list[str] | None = None, splits:
 
 
 def _smooth_truth(runs: pd.DataFrame, models: list[str], config: SamplerConfig, window: float, slopes: str,
-                  source: str, ci_prob: float, log: Callable[[str], None],
+                  law_form: str, source: str, ci_prob: float, log: Callable[[str], None],
                   options: ModelOptions = ModelOptions()) -> dict[str, dict[str, np.ndarray]]:
     """Per kind among ``models`` that tells the two optima apart (``two_optima``): every cell's smooth
     optimum, the kind fitted to all cells (what its held-out smooth-optimum predictions are scored against)."""
     known, out = catalog.kinds(), {}
     for model in [m for m in models if known[m].two_optima]:
         t0 = time.perf_counter()
-        full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window, priors=options.priors),
+        full = known[model].fit(runs, config, catalog.RunOptions(slopes=slopes, window=window, law_form=law_form,
+                                                                   priors=options.priors),
                                 source=source, cache={})
         cells = full.cell_optima(ci_prob=ci_prob)
         out[model] = {q: cells.loc[cells["quantity"] == q, "median"].to_numpy() for q in QUANTITIES}

@@ -49,8 +49,9 @@ def compare_text(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def predictions_text(pred: pd.DataFrame) -> str:
-    """Per target and quantity: each model's median and interval, OLS point first."""
+def predictions_text(pred: pd.DataFrame, smooth: frozenset[str] = frozenset()) -> str:
+    """Per target and quantity: each model's median and interval, OLS point first; a kind in ``smooth``
+    (one that tells the smooth optimum from the best grid run) is labelled as the smooth optimum."""
     lines = []
     for (n, d), block in pred.groupby(["N", "D"], sort=False):
         lines.append(f"  at N = {n:.3g}, D = {d:.3g}:")
@@ -62,7 +63,8 @@ def predictions_text(pred: pd.DataFrame) -> str:
             lines.append(head)
             for r in rows.itertuples():
                 width = r.hi / r.lo
-                mark = "  <- recommended" if getattr(r, "recommended", False) else ""
+                mark = "  smooth optimum" if r.model in smooth else ""
+                mark += "  <- recommended" if getattr(r, "recommended", False) else ""
                 lines.append(f"      {r.model:<13} {_fmt(r.median):>10}  {int(round(r.ci_prob * 100))}% "
                              f"[{_fmt(r.lo)}, {_fmt(r.hi)}]  (×{width:.2f} wide){mark}")
     return "\n".join(lines)

@@ -18,7 +18,8 @@ upper bound: that offset also holds stage 1's error s_j), and is clipped to the 
 two stages are not one posterior: a cell's GP is fitted by maximum likelihood, so its
 hyperparameters' uncertainty is not in s_j, and the law does not feed back into the cells. An
 optimum at the edge of the runs' box is placed at the edge, with no censoring. The laws have one
-slope each (``--slopes`` and ``--approx`` are the surface's); ``--prior`` applies to them. It
+slope each, straight or with curvature e·x_N² + f·x_D² (``law="measured-curved"``, ``--law-form
+curved``; ``--slopes`` and ``--approx`` are the surface's); ``--prior`` applies to them. It
 predicts no run's loss (no L* law): that is the surface model's.
 """
 
@@ -167,18 +168,20 @@ def measured_data(cells: pd.DataFrame, quantity: str, *, source: str = "<table>"
                    se=cells[f"se_{col}"].to_numpy())
 
 
-def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter | None = None) -> GpFit:
+def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter | None = None,
+           law: str = "measured") -> GpFit:
     """Both stages on a full-sweep table's surface arrays (``surface.data.surface_data``); ``fitter``
-    (default: ``Fitter(config)``) holds the laws' priors and compiled model."""
+    (default: ``Fitter(config)``) holds the laws' priors and compiled model; ``law``: stage 2's spec
+    (``measured``, or a bent form of it: ``optimum.specs.measured.law_forms``)."""
     t0 = time.perf_counter()
     cells, argmins = cell_estimates(data, seed=config.seed)
     fitter = fitter or Fitter(config)
     fits, offset = {}, {}
     for q in OPTIMA:
         measured = measured_data(cells, q, source=source)
-        fit = fitter.fit("measured", measured)
+        fit = fitter.fit(law, measured)
         fit.model = "gp"
-        fit.meta = {"method": GpFit.method, "window": data.window}
+        fit.meta = {"method": GpFit.method, "window": data.window, "law": law}
         fits[q] = fit
         offset[q] = float(np.sqrt(np.mean((np.log(cells[f"best_{QUANTITIES[q]}"]) - measured.y) ** 2)))
     return GpFit(cells, argmins, fits, offset, wall_s=time.perf_counter() - t0)

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 class RunOptions:
     """How run-level kinds are fitted: slopes of the law, an approximation, the loss window,
     whether one fit reports its own progress (a line at every tenth of its NUTS draws), and the
-    ``--prior`` replacements (``ModelOptions.priors``) for kinds whose laws take them (``gp``)."""
+    ``--prior`` replacements (``ModelOptions.priors``) for kinds whose laws take them (``gp``), and the
+    form of the gp kind's laws (``--law-form``: ``optimum.specs.measured.law_forms``)."""
 
     slopes: str = "pooled"
+    law_form: str = "straight"
     approx: str | None = None
     window: float | None = None
     progress: bool = False
@@ -44,8 +46,9 @@ class RunLevelKind(Protocol):
     #: its result tells the smooth optimum from the best grid run a sweep would find (``best_run``) and
     #: gives every fitted cell's smooth optimum (``cell_optima``): a backtest scores both targets
     two_optima: ClassVar[bool]
-    #: the optimum spec of its laws when ``--prior`` reaches them (``RunOptions.priors``), else None
-    law_spec: ClassVar[str | None]
+
+    def law_spec(self, options: RunOptions) -> str | None:
+        """The optimum spec of its laws when ``--prior`` reaches them (``RunOptions.priors``), else None."""
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
@@ -67,7 +70,8 @@ class SurfaceKind:
     level = "runs"
     predicts_loss = True
     two_optima = True
-    law_spec = None
+    def law_spec(self, options):
+        return None
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """The surface model on every run of ``runs`` (``cache`` keeps its compiled model across calls)."""
@@ -92,7 +96,8 @@ class AkimaKind:
     level = "runs"
     predicts_loss = False
     two_optima = False
-    law_spec = None
+    def law_spec(self, options):
+        return None
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         from bayes_scaling.surface.akima import fit_akima
@@ -106,14 +111,21 @@ class GpKind:
     name = "gp"
     summary = ("two stages: per sweep cell a Gaussian process (Matérn-3/2) through the runs near its best loss "
                "gives the cell's optimum with its error (the GP's argmin draws), then the η*/B* laws through those "
-               "estimates, each weighted by its error; no bowl shape assumed; one slope per law (--slopes and "
-               "--approx are the surface's); full sweeps")
+               "estimates, each weighted by its error; no bowl shape assumed; one slope per law, straight or "
+               "curved (--law-form; --slopes and --approx are the surface's); full sweeps")
     default = False
     bayesian = True
     level = "runs"
     predicts_loss = False
     two_optima = True
-    law_spec = "measured"
+    def law_spec(self, options):
+        """The measured law of ``--law-form`` (``measured``: straight; ``measured-curved``)."""
+        from bayes_scaling.optimum.specs.measured import law_forms
+
+        forms = law_forms()
+        if options.law_form not in forms:
+            raise InputError(f"--law-form must be one of {', '.join(forms)}, got {options.law_form!r}")
+        return forms[options.law_form]
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """Both stages on every run of ``runs`` (``cache`` keeps the law's compiled model across calls)."""
@@ -127,7 +139,7 @@ class GpKind:
         if key not in cache:
             cache[key] = Fitter(config, options=ModelOptions(priors=options.priors))
         data = surface_data(runs, window=options.window or WINDOW, source=source)
-        return fit_gp(data, config, source=source, fitter=cache[key])
+        return fit_gp(data, config, source=source, fitter=cache[key], law=self.law_spec(options))
 
 
 #: Every run-level kind, by name.

@@ -7,7 +7,8 @@ the mean of a Gaussian process's argmin draws) and s_j that estimate's standard 
 whose sweep pins its optimum down weighs more than one whose valley is flat. σ is the scatter of
 the cells' *smooth* optima about the law, with the measurement error taken out; the predictive
 at a new cell is law + σ. Not offered as a best-run kind (a best-run table has no s_j): the
-run-level kind that makes the estimates fits it (``surface.gp``).
+run-level kind that makes the estimates fits it (``surface.gp``). ``form`` names the law's shape
+for ``--law-form``: this one is straight; ``measured-curved`` bends it.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ class Measured(OptimumSpec):
     style = {"color": "tab:olive"}
     offered = False
     interval = "posterior predictive of the smooth optimum: law + scatter σ (measurement error removed)"
+    form = "straight"
+
+    def law_mean(self, d: dict, a, b, c, options: ModelOptions):
+        """The law's mean at the table's cells as a PyMC expression."""
+        return a + b * d["x_N"] + c * d["x_D"]
 
     def build(self, data, centers, options=ModelOptions()):
         import pymc as pm
 
         with pm.Model(coords=self.coords(data)) as model:
             d, a, b, c, sigma = self.law_priors(data, centers, options)
-            mu = a + b * d["x_N"] + c * d["x_D"]
-            pm.Normal("q_obs", mu=mu, sigma=pm.math.sqrt(sigma**2 + d["se"] ** 2), observed=d["y_obs"], dims="cell")
+            pm.Normal("q_obs", mu=self.law_mean(d, a, b, c, options), sigma=pm.math.sqrt(sigma**2 + d["se"] ** 2),
+                      observed=d["y_obs"], dims="cell")
         return model
 
     def _scale(self, posterior, data) -> np.ndarray:
@@ -51,3 +57,10 @@ class Measured(OptimumSpec):
     def cell_logp(self, posterior, centers, n_levels, data):
         """An estimate has no grid cell: the outcome LOO would compare is its density."""
         return self.log_likelihood(posterior, centers, n_levels, data)
+
+
+def law_forms() -> dict[str, str]:
+    """The law forms a measured law comes in (``--law-form``), each the name of its spec."""
+    from bayes_scaling.optimum.spec import registry
+
+    return {spec.form: name for name, spec in registry(every=True).items() if isinstance(spec, Measured)}
