@@ -1,6 +1,7 @@
 """Can the surface model be caught out? Two checks that could fail.
 
-    python benchmarks/surface_checks.py misspec [--sims 12] [--models surface,gp] [--workers 2] [--out results/surface]
+    python benchmarks/surface_checks.py misspec [--sims 12] [--models surface,gp] [--law-form straight|curved]
+                                                [--workers 2] [--out results/surface]
     python benchmarks/surface_checks.py ridge   [--out results/surface]
 
 ``misspec`` — calibration against a bowl family that is *not* the fitted one. Each simulation draws
@@ -74,13 +75,13 @@ def simulate(seed: int) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     return validate_runs(runs), opt, pd.DataFrame({"N": N, "D": D})
 
 
-def one_misspec(job: tuple[int, str]) -> list[dict]:
+def one_misspec(job: tuple[int, str, str]) -> list[dict]:
     from bayes_scaling import catalog
 
-    seed, model = job
+    seed, model, law_form = job
     runs, opt, cells = simulate(seed)
     t0 = time.perf_counter()
-    sf = catalog.kinds()[model].fit(runs, CONFIG, catalog.RunOptions(), source=f"misspec-{seed}")
+    sf = catalog.kinds()[model].fit(runs, CONFIG, catalog.RunOptions(law_form=law_form), source=f"misspec-{seed}")
     found = sf.cell_optima(ci_prob=0.9)
     rows = []
     for k, q in enumerate(("lr", "batch_size")):
@@ -115,7 +116,7 @@ def one_misspec(job: tuple[int, str]) -> list[dict]:
 def run_misspec(args) -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        jobs = [(seed, model) for model in args.models.split(",") for seed in range(args.sims)]
+        jobs = [(seed, model, args.law_form) for model in args.models.split(",") for seed in range(args.sims)]
         frame = pd.DataFrame([r for rows in pool.map(one_misspec, jobs) for r in rows])
     write_csv(args.out / "misspec.csv", frame)
     cells = frame[frame["param"].isna()] if "param" in frame else frame
@@ -185,6 +186,7 @@ def main() -> None:
     p.add_argument("check", choices=("misspec", "ridge"))
     p.add_argument("--sims", type=int, default=12)
     p.add_argument("--models", default="surface", help="misspec: comma-separated run-level kinds (surface, gp)")
+    p.add_argument("--law-form", default="straight", help="misspec: the gp kind's law form (straight, curved)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("results/surface"))
     args = p.parse_args()

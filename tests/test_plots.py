@@ -45,6 +45,16 @@ def test_write_all_writes_every_plot_as_a_readable_png(fitted, tmp_path):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == expected  # no temp files left
 
 
+def test_figures_drawn_in_two_processes_are_the_ones_drawn_here(fitted, tmp_path):
+    best, fits = fitted
+    here = plots.write_all(tmp_path / "here", fits, best, [(4e9, 1e11)])
+    there = plots.write_all(tmp_path / "there", fits, best, [(4e9, 1e11)], workers=2)
+    assert [p.name for p in there] == [p.name for p in here] and all(p.parent == tmp_path / "there" for p in there)
+    for a, b in zip(here, there):
+        np.testing.assert_array_equal(read_png(a), read_png(b), err_msg=a.name)
+    assert plots._JOBS == []                       # nothing of this call is left for the next
+
+
 def test_a_fit_that_failed_its_checks_gets_a_trace_plot(fitted, tmp_path):
     best, fits = fitted
     failed = replace(fits["lr"]["quantized"].diagnostics, divergences=7)

@@ -214,7 +214,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             for run_fit in fitted.run_level.values():
                 write_figures(run_fit, stage / "plots")
 
-            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
+            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended,
+                                      workers=args.workers)
 
     from bayes_scaling.report import text
 

@@ -220,32 +220,60 @@ def plot_pooled_vs_per_n(per_n: OptimumFit, pooled: OptimumFit, path: str | Path
 
 
 def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
-              targets: list[tuple[float, float]], *, ci_prob: float = 0.9, main: dict[str, str] | None = None
-              ) -> list[Path]:
+              targets: list[tuple[float, float]], *, ci_prob: float = 0.9, main: dict[str, str] | None = None,
+              workers: int = 1) -> list[Path]:
     """Every figure the fitted kinds support, as plots/<figure>_<quantity>.png: per quantity the fan, the
     PPC and trace of the main fit (``main[quantity]`` — the recommended kind — where it is one of the
     fits, else ``main_fit``), a trace of any other fit that failed its convergence checks, and for
-    the main per-N kind its slope forest and, when its pooled partner was fitted too, pooled vs per-N."""
+    the main per-N kind its slope forest and, when its pooled partner was fitted too, pooled vs per-N.
+    ``workers`` > 1: the figures are drawn in that many forked processes at once (each is independent;
+    matplotlib's text layout, not arithmetic, is most of their time)."""
     out = Path(out_dir)
-    paths = []
+    jobs = []
     for q, fq in fits.items():
         data = best.quantity(q)
         chosen = (main or {}).get(q)
-        paths.append(plot_fan(fq, best, q, targets, out / f"fan_{q}.png", model=chosen, ci_prob=ci_prob))
+        jobs.append((plot_fan, (fq, best, q, targets, out / f"fan_{q}.png"), {"model": chosen, "ci_prob": ci_prob}))
         main_q = fq[chosen] if chosen in fq else main_fit(fq)
         main_q = main_q if main_q is not None and main_q.bayesian else None
         for m, fit in fq.items():   # the main fit's trace, and any that failed its checks
             if fit.bayesian and (fit is main_q or not fit.diagnostics.ok):
-                paths.append(plot_trace(fit, out / f"trace_{m}_{q}.png"))
+                jobs.append((plot_trace, (fit, out / f"trace_{m}_{q}.png"), {}))
         if main_q is not None:
-            paths.append(plot_ppc(main_q, data, out / f"ppc_{main_q.model}_{q}.png", ci_prob=ci_prob))
+            jobs.append((plot_ppc, (main_q, data, out / f"ppc_{main_q.model}_{q}.png"), {"ci_prob": ci_prob}))
         per_n = [f for f in fq.values() if f.model == f.spec.name
                  and f.spec.level_slopes(f.posterior, f.centers, f.n_levels) is not None]
         if per_n:
             top = max(per_n, key=lambda f: f.spec.main_priority)
-            paths.append(plot_slopes_forest(top, out / f"forest_slopes_{q}.png", ci_prob=ci_prob))
+            jobs.append((plot_slopes_forest, (top, out / f"forest_slopes_{q}.png"), {"ci_prob": ci_prob}))
             if top.spec.pooled_partner in fq:
                 n_t, d_t = targets[0]
-                paths.append(plot_pooled_vs_per_n(top, fq[top.spec.pooled_partner], out / f"pooled_vs_per_n_{q}.png",
-                                                  N_target=n_t, D_target=d_t, ci_prob=ci_prob))
-    return paths
+                jobs.append((plot_pooled_vs_per_n, (top, fq[top.spec.pooled_partner], out / f"pooled_vs_per_n_{q}.png"),
+                             {"N_target": n_t, "D_target": d_t, "ci_prob": ci_prob}))
+    return run_jobs(jobs, workers)
+
+
+#: The figure jobs of the current :func:`run_jobs` call, read by its forked workers (never pickled).
+_JOBS: list = []
+
+
+def _run_job(k: int) -> Path:
+    fn, args, kwargs = _JOBS[k]
+    return fn(*args, **kwargs)
+
+
+def run_jobs(jobs: list, workers: int) -> list[Path]:
+    """Run figure jobs (function, args, kwargs), each returning its path, here or in ``workers`` forked
+    processes; the paths in the jobs' order."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        return [fn(*args, **kwargs) for fn, args, kwargs in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _JOBS[:] = jobs            # the forked workers inherit them: the fits are not copied through a pipe
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_run_job, range(len(jobs))))
+    finally:
+        _JOBS.clear()
