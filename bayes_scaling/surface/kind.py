@@ -70,6 +70,7 @@ class SurfaceKind:
     level = "runs"
     predicts_loss = True
     two_optima = True
+
     def law_spec(self, options):
         return None
 
@@ -96,6 +97,7 @@ class AkimaKind:
     level = "runs"
     predicts_loss = False
     two_optima = False
+
     def law_spec(self, options):
         return None
 
@@ -118,6 +120,7 @@ class GpKind:
     level = "runs"
     predicts_loss = False
     two_optima = True
+
     def law_spec(self, options):
         """The measured law of ``--law-form`` (``measured``: straight; ``measured-curved``)."""
         from bayes_scaling.optimum.specs.measured import law_forms
