@@ -32,6 +32,17 @@ def quiet() -> bool:
     return _QUIET
 
 
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Silence progress inside a block of sub-second units that a caller's own line already counts."""
+    was = _QUIET
+    set_quiet(True)
+    try:
+        yield
+    finally:
+        set_quiet(was)
+
+
 def note(text: str) -> None:
     """One progress line on stderr (unless quiet)."""
     if not _QUIET:

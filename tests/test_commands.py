@@ -197,3 +197,23 @@ def test_one_long_nuts_run_reports_each_tenth_of_its_draws(capsys, monkeypatch):
     finally:
         progress.set_quiet(False)
     assert "probe NUTS" not in capsys.readouterr().err
+
+
+def test_muted_silences_a_block_and_restores_what_was_before(capsys):
+    from bayes_scaling import progress
+
+    with progress.muted():
+        with progress.steps(3, "inner refits") as tick:
+            tick("one")
+        progress.note("inner note")
+    with progress.steps(1, "outer units") as tick:
+        tick("done")
+    err = capsys.readouterr().err
+    assert "inner" not in err and "outer units 1/1" in err and not progress.quiet()
+    progress.set_quiet(True)
+    try:
+        with progress.muted():
+            pass
+        assert progress.quiet()                      # a caller's --quiet outlives the block
+    finally:
+        progress.set_quiet(False)

@@ -277,7 +277,7 @@ def test_law_forms_are_the_measured_specs_and_the_command_line_offers_each():
     from bayes_scaling.optimum.specs.measured import law_forms
 
     assert law_forms() == {"straight": "measured", "curved": "measured-curved"}
-    assert tuple(law_forms()) == LAW_FORMS
+    assert (*law_forms(), "auto") == LAW_FORMS
     gp = catalog.kinds()["gp"]
     assert gp.law_spec(catalog.RunOptions(law_form="curved")) == "measured-curved"
     assert "e" in catalog.prior_specs(["gp"], catalog.RunOptions(law_form="curved"))["gp"].priors()
@@ -301,3 +301,30 @@ def test_fit_cli_fits_the_curved_gp_law_and_takes_only_its_priors(tmp_path, caps
     assert fit(args + ["--out", str(tmp_path / "straight")]) == 2          # a straight law has no e
     err = capsys.readouterr().err.strip()
     assert "--prior e: no chosen model" in err and "\n" not in err and not (tmp_path / "straight").exists()
+
+
+def test_leave_one_n_out_stacking_keeps_the_curved_law_where_the_estimates_bend():
+    from bayes_scaling.surface.gp import choose_law
+
+    q = measured_data(bent_cells(e=0.3), "lr", source="sim")
+    fit, weights = choose_law(("measured", "measured-curved"), q, Fitter(CONFIG))
+    assert set(weights) == {"measured", "measured-curved"} and sum(weights.values()) == pytest.approx(1, abs=0.01)
+    assert fit.spec.name == "measured-curved" and weights["measured-curved"] > 0.9
+    alone, one = choose_law(("measured",), q, Fitter(CONFIG))
+    assert alone.spec.name == "measured" and one == {"measured": 1.0}
+
+
+def test_fit_cli_law_form_auto_says_which_form_each_optimum_kept(tmp_path, capsys):
+    from bayes_scaling.fit import main as fit
+
+    runs, _ = known_sweep(seed=2)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert fit(["--data", str(tmp_path / "runs.csv"), "--models", "gp", "--draws", "200", "--tune", "300",
+                "--chains", "2", "--workers", "1", "--no-plots", "--law-form", "auto", "--out", str(tmp_path / "o")]) == 0
+    laws = json.loads((tmp_path / "o" / "manifest.json").read_text())["run_level"]["gp"]["laws"]
+    out = capsys.readouterr().out
+    for q, chosen in laws.items():
+        assert set(chosen["weights"]) == {"straight", "curved"} and sum(chosen["weights"].values()) == pytest.approx(1, abs=0.01)
+        assert chosen["law"] == max(chosen["weights"], key=chosen["weights"].get)
+        spec = OptimumFit.from_netcdf(tmp_path / "o" / "posterior" / f"gp_{q}.nc").spec
+        assert spec.form == chosen["law"] and f"{q} {chosen['law']} (" in out

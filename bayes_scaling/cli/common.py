@@ -40,9 +40,9 @@ VERSIONED = ("bayes-scaling", "pymc", "pytensor", "arviz", "arviz-stats", "nutpi
 DEFAULT_CI_PROB = 0.9
 DEFAULT_WORKERS = os.cpu_count() or 1
 SLOPES = ("pooled", "per_n")
-#: ``optimum.specs.measured.law_forms()``'s names, repeated so a command's --help imports no NumPy
-#: (tests/test_gp.py checks they agree)
-LAW_FORMS = ("straight", "curved")
+#: ``optimum.specs.measured.law_forms()``'s names and ``surface.kind.AUTO``, repeated so a command's
+#: --help imports no NumPy (tests/test_gp.py checks they agree)
+LAW_FORMS = ("straight", "curved", "auto")
 
 
 def group(p: argparse.ArgumentParser, title: str):
@@ -87,7 +87,8 @@ def law_form_option(g) -> None:
     """--law-form on group ``g``: the form of the gp kind's η*/B* laws."""
     g.add_argument("--law-form", choices=LAW_FORMS, default="straight",
                    help="gp model: its η*/B* laws straight (default) or curved, + e·x_N² + f·x_D² with "
-                        "e, f ~ Normal(0, 0.25): an extrapolation then carries the bend's uncertainty")
+                        "e, f ~ Normal(0, 0.25): an extrapolation then carries the bend's uncertainty; auto: per "
+                        "optimum the form leave-one-N-out stacking weighs most (both fitted, each refitted per size)")
 
 
 def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,

@@ -18,8 +18,9 @@ upper bound: that offset also holds stage 1's error s_j), and is clipped to the 
 two stages are not one posterior: a cell's GP is fitted by maximum likelihood, so its
 hyperparameters' uncertainty is not in s_j, and the law does not feed back into the cells. An
 optimum at the edge of the runs' box is placed at the edge, with no censoring. The laws have one
-slope each, straight or with curvature e·x_N² + f·x_D² (``law="measured-curved"``, ``--law-form
-curved``; ``--slopes`` and ``--approx`` are the surface's); ``--prior`` applies to them. It
+slope each, straight or with curvature e·x_N² + f·x_D² (``measured-curved``, ``--law-form curved``),
+or per optimum whichever of the two leave-one-N-out stacking weighs most (``--law-form auto``;
+``--slopes`` and ``--approx`` are the surface's); ``--prior`` applies to them. It
 predicts no run's loss (no L* law): that is the surface model's.
 """
 
@@ -65,6 +66,15 @@ class GpFit:
 
     def as_optimum_fits(self) -> dict[str, OptimumFit]:
         return self.fits
+
+    def laws(self) -> dict[str, dict]:
+        """Per optimum, the law form its fit kept (``--law-form``'s name) and every candidate form's
+        leave-one-N-out stacking weight (1.0 for a form fitted alone)."""
+        from bayes_scaling.optimum.spec import get
+
+        return {q: {"law": get(f.meta["law"]).form,
+                    "weights": {get(name).form: w for name, w in f.meta["law_weights"].items()}}
+                for q, f in self.fits.items()}
 
     def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
         """The best run a sweep of configurations (B, lr) at (N, D) would find: the smooth optimum's
@@ -168,20 +178,40 @@ def measured_data(cells: pd.DataFrame, quantity: str, *, source: str = "<table>"
                    se=cells[f"se_{col}"].to_numpy())
 
 
+def choose_law(laws: tuple[str, ...], measured: QuantityData, fitter: Fitter) -> tuple[OptimumFit, dict[str, float]]:
+    """Each law of ``laws`` fitted to one optimum's estimates; with more than one, each left-out model
+    size's estimates scored by every law refitted without them (``optimum.crossval``, ``lono``), the laws
+    weighed by stacking those scores (``optimum.stacking``), and the heaviest kept (the first on a tie):
+    (its fit, every law's weight). The question asked is the one a user extrapolating asks: which
+    form predicts a size it has not seen."""
+    fits = [fitter.fit(law, measured) for law in laws]
+    if len(fits) == 1:
+        return fits[0], {laws[0]: 1.0}
+    from bayes_scaling.optimum.crossval import cross_validate
+    from bayes_scaling.optimum.stacking import stacking_weights
+    from bayes_scaling.progress import muted
+
+    with muted():                                # a few sub-second refits: the gp kind's own line counts them
+        elpd = np.array([[s.elpd for s in cross_validate(fit, measured, fitter, ("lono",))] for fit in fits])
+    weights = stacking_weights(elpd)
+    return fits[int(np.argmax(weights))], {law: round(float(w), 3) for law, w in zip(laws, weights)}
+
+
 def fit_gp(data: SurfaceData, config, *, source: str = "<table>", fitter: Fitter | None = None,
-           law: str = "measured") -> GpFit:
+           laws: tuple[str, ...] = ("measured",)) -> GpFit:
     """Both stages on a full-sweep table's surface arrays (``surface.data.surface_data``); ``fitter``
-    (default: ``Fitter(config)``) holds the laws' priors and compiled model; ``law``: stage 2's spec
-    (``measured``, or a bent form of it: ``optimum.specs.measured.law_forms``)."""
+    (default: ``Fitter(config)``) holds the laws' priors and compiled model; ``laws``: stage 2's spec
+    (``measured``, or a bent form of it: ``optimum.specs.measured.law_forms``), or several, of which
+    each optimum keeps the one leave-one-N-out stacking weighs most (:func:`choose_law`)."""
     t0 = time.perf_counter()
     cells, argmins = cell_estimates(data, seed=config.seed)
     fitter = fitter or Fitter(config)
     fits, offset = {}, {}
     for q in OPTIMA:
         measured = measured_data(cells, q, source=source)
-        fit = fitter.fit(law, measured)
+        fit, weights = choose_law(laws, measured, fitter)
         fit.model = "gp"
-        fit.meta = {"method": GpFit.method, "window": data.window, "law": law}
+        fit.meta = {"method": GpFit.method, "window": data.window, "law": fit.spec.name, "law_weights": weights}
         fits[q] = fit
         offset[q] = float(np.sqrt(np.mean((np.log(cells[f"best_{QUANTITIES[q]}"]) - measured.y) ** 2)))
     return GpFit(cells, argmins, fits, offset, wall_s=time.perf_counter() - t0)

@@ -52,6 +52,8 @@ class RunLevelKind(Protocol):
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
+#: ``--law-form`` that lets leave-one-N-out stacking pick the gp kind's law form per optimum.
+AUTO = "auto"
 #: Fast approximations of the surface posterior (``--approx``), labelled approximate wherever shown.
 APPROX = ("advi",)
 
@@ -121,14 +123,24 @@ class GpKind:
     predicts_loss = False
     two_optima = True
 
-    def law_spec(self, options):
-        """The measured law of ``--law-form`` (``measured``: straight; ``measured-curved``)."""
+    def laws(self, options) -> tuple[str, ...]:
+        """The measured laws of ``--law-form``: one (``measured``: straight; ``measured-curved``), or
+        every form for ``auto`` (each optimum keeps the one leave-one-N-out stacking weighs most)."""
         from bayes_scaling.optimum.specs.measured import law_forms
 
         forms = law_forms()
+        if options.law_form == AUTO:
+            return tuple(forms.values())
         if options.law_form not in forms:
-            raise InputError(f"--law-form must be one of {', '.join(forms)}, got {options.law_form!r}")
-        return forms[options.law_form]
+            raise InputError(f"--law-form must be one of {', '.join([*forms, AUTO])}, got {options.law_form!r}")
+        return (forms[options.law_form],)
+
+    def law_spec(self, options):
+        """The law whose priors ``--prior`` may name: the form's, or for ``auto`` the one with most
+        parameters (the curved law's priors hold the straight law's)."""
+        from bayes_scaling.optimum.spec import get
+
+        return max(self.laws(options), key=lambda name: len(get(name).priors()))
 
     def fit(self, runs, config, options, *, source="<table>", cache=None):
         """Both stages on every run of ``runs`` (``cache`` keeps the law's compiled model across calls)."""
@@ -142,7 +154,7 @@ class GpKind:
         if key not in cache:
             cache[key] = Fitter(config, options=ModelOptions(priors=options.priors))
         data = surface_data(runs, window=options.window or WINDOW, source=source)
-        return fit_gp(data, config, source=source, fitter=cache[key], law=self.law_spec(options))
+        return fit_gp(data, config, source=source, fitter=cache[key], laws=self.laws(options))
 
 
 #: Every run-level kind, by name.
