@@ -210,6 +210,10 @@ def test_muted_silences_a_block_and_restores_what_was_before(capsys):
         tick("done")
     err = capsys.readouterr().err
     assert "inner" not in err and "outer units 1/1" in err and not progress.quiet()
+    with pytest.raises(RuntimeError):
+        with progress.muted():
+            raise RuntimeError("a refit failed")
+    assert not progress.quiet()                      # an error inside does not leave progress off
     progress.set_quiet(True)
     try:
         with progress.muted():

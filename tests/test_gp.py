@@ -14,6 +14,7 @@ import scipy.stats as st
 import xarray as xr
 
 from bayes_scaling import catalog
+from bayes_scaling.errors import InputError
 from bayes_scaling.evaluation.backtest import run_backtest
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.math.gp import argmin_draws, fit_cell_gp, matern32, neg_log_marginal
@@ -252,8 +253,15 @@ def test_the_curved_law_follows_a_bend_the_straight_law_cannot_extrapolate():
         lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
         covered[law] = (lo < truth) & (truth < hi)
     assert covered["measured-curved"].all() and not covered["measured"].any()
-    e = fitter.fit("measured-curved", q).coefficients(ci_prob=0.9).set_index("param").loc["e_NN"]
+    fit = fitter.fit("measured-curved", q)
+    e = fit.coefficients(ci_prob=0.9).set_index("param").loc["e_NN"]
     assert e["lo"] < 0.3 < e["hi"] and e["hi"] - e["lo"] < 0.2                 # the bend, measured
+    # the raw coefficients rebuild the law's mean draw by draw, and b_N is its slope at the table's centre
+    k, logN, logD = fit.coefficient_draws(), np.log([5e7, 6e9]), np.log([1e9, 3e10])
+    rebuilt = (k["intercept"][:, None] + k["b_lin"][:, None] * logN + k["c_lin"][:, None] * logD
+               + k["e_NN"][:, None] * logN**2 + k["f_DD"][:, None] * logD**2)
+    np.testing.assert_allclose(rebuilt, fit.log_draws(np.exp(logN), np.exp(logD), noise=False), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(k["b_N"], k["b_lin"] + 2 * k["e_NN"] * fit.centers.log_N, rtol=1e-9)
 
 
 def test_curved_measured_law_log_likelihood_and_prior_equal_pymc():
@@ -293,14 +301,22 @@ def test_fit_cli_fits_the_curved_gp_law_and_takes_only_its_priors(tmp_path, caps
             "--workers", "1", "--no-plots", "--prior", "e=normal(0,0.1)"]
     assert fit(args + ["--law-form", "curved", "--out", str(tmp_path / "curved")]) == 0
     exps = pd.read_csv(tmp_path / "curved" / "exponents.csv")
-    assert {"e_NN", "f_DD"} <= set(exps["param"])
+    assert {"e_NN", "f_DD", "b_lin", "c_lin"} <= set(exps["param"]) and "e_NN" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "curved" / "manifest.json").read_text())
-    assert manifest["run_level"]["gp"]["law_form"] == "curved"
+    assert manifest["run_level"]["gp"]["laws"]["lr"] == {"law": "curved", "weights": {"curved": 1.0}}
+    fitted = OptimumFit.from_netcdf(tmp_path / "curved" / "posterior" / "gp_lr.nc")
+    e = fitted.posterior["e"].values.ravel()                           # the tight prior reached the law
+    assert np.std(e) < 0.1 and manifest["model_options"]["priors"]["e"] == str(parse_prior("e=normal(0,0.1)")[1])
     assert OptimumFit.from_netcdf(tmp_path / "curved" / "posterior" / "gp_lr.nc").spec.name == "measured-curved"
     capsys.readouterr()
     assert fit(args + ["--out", str(tmp_path / "straight")]) == 2          # a straight law has no e
     err = capsys.readouterr().err.strip()
-    assert "--prior e: no chosen model" in err and "\n" not in err and not (tmp_path / "straight").exists()
+    assert "--prior e: no chosen model" in err and "--law-form curved" in err and "\n" not in err
+    assert not (tmp_path / "straight").exists()
+    assert fit(["--data", str(tmp_path / "runs.csv"), "--models", "ols", "--law-form", "curved",
+                "--out", str(tmp_path / "ols")]) == 2                 # no gp: the form would go unused
+    err = capsys.readouterr().err.strip()
+    assert "--law-form" in err and "gp" in err and "\n" not in err and not (tmp_path / "ols").exists()
 
 
 def test_leave_one_n_out_stacking_keeps_the_curved_law_where_the_estimates_bend():
@@ -310,6 +326,11 @@ def test_leave_one_n_out_stacking_keeps_the_curved_law_where_the_estimates_bend(
     fit, weights = choose_law(("measured", "measured-curved"), q, Fitter(CONFIG))
     assert set(weights) == {"measured", "measured-curved"} and sum(weights.values()) == pytest.approx(1, abs=0.01)
     assert fit.spec.name == "measured-curved" and weights["measured-curved"] > 0.9
+    straight, weights = choose_law(("measured", "measured-curved"), measured_data(bent_cells(e=0.0), "lr"), Fitter(CONFIG))
+    assert straight.spec.name == "measured" and weights["measured"] > 0.5              # no bend: the straight law
+    two_sizes = q.subset(q.log_N <= np.sort(np.unique(q.log_N))[1])
+    with pytest.raises(InputError, match="at least 3 model sizes"):
+        choose_law(("measured", "measured-curved"), two_sizes, Fitter(CONFIG))
     alone, one = choose_law(("measured",), q, Fitter(CONFIG))
     assert alone.spec.name == "measured" and one == {"measured": 1.0}
 

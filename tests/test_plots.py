@@ -1,5 +1,6 @@
 """Every figure is written whole, readable, and only for the models that were fitted."""
 
+import os
 from dataclasses import replace
 
 import matplotlib.image as mpimg
@@ -53,6 +54,20 @@ def test_figures_drawn_in_two_processes_are_the_ones_drawn_here(fitted, tmp_path
     for a, b in zip(here, there):
         np.testing.assert_array_equal(read_png(a), read_png(b), err_msg=a.name)
     assert plots._JOBS == []                       # nothing of this call is left for the next
+
+
+def _exit_unless_in(parent: int) -> int:
+    """A figure job that kills any process but ``parent`` (so a pool breaks) and returns 7 there."""
+    if os.getpid() != parent:
+        os._exit(3)
+    return 7
+
+
+def test_jobs_run_in_other_processes_and_a_broken_pool_falls_back_to_this_one():
+    pids = plots.run_jobs([(os.getpid, (), {})] * 4, workers=2)
+    assert os.getpid() not in pids and len(pids) == 4
+    assert plots.run_jobs([(_exit_unless_in, (os.getpid(),), {})] * 2, workers=2) == [7, 7]
+    assert plots._JOBS == []
 
 
 def test_a_fit_that_failed_its_checks_gets_a_trace_plot(fitted, tmp_path):

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.data_options(p, default=DEFAULT_DATA, help=f"run table: bundled name or path (default {DEFAULT_DATA})")
     common.model_options(p, models_help=f"Bayesian kinds whose laws are updated (comma list; default {DEFAULT_MODEL}); "
                                         "the objective averages over them; surface (full sweeps) adds the loss",
-                         default_models=DEFAULT_MODEL)
+                         default_models=DEFAULT_MODEL, law_form=False)
     common.ci_prob_option(p)
     common.sampler_options(p, refits=True, refits_default=MAX_REFITS,
                            refits_help="exact refits per law of simulated outcomes whose importance weights degenerate "
@@ -217,8 +217,7 @@ def _fit_surface(loaded, args: argparse.Namespace, config: SamplerConfig):
     ADVI's windows with ``--approx advi``)."""
     progress.note(f"  fitting the surface model to every run of {loaded.source}")
     return catalog.kinds()[SURFACE].fit(loaded.runs, config,
-                                        catalog.RunOptions(slopes=args.slopes, law_form=args.law_form, approx=args.approx,
-                                                           progress=True),
+                                        catalog.RunOptions(slopes=args.slopes, approx=args.approx, progress=True),
                                         source=loaded.source, cache={})
 
 

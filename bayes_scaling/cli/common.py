@@ -70,7 +70,8 @@ def data_options(p: argparse.ArgumentParser, *, default: str | None, help: str, 
         g.add_argument("--batch-grid", metavar="SPEC", help="declared batch-size grid in tokens, e.g. 2^16:2^19:1")
 
 
-def model_options(p: argparse.ArgumentParser, *, models_help: str, default_models: str | None = None) -> None:
+def model_options(p: argparse.ArgumentParser, *, models_help: str, default_models: str | None = None,
+                  law_form: bool = True) -> None:
     g = group(p, "models")
     g.add_argument("--models", default=default_models, metavar="LIST", help=models_help)
     g.add_argument("--per-n-intercepts", action="store_true", help="per-N kinds: add per-N intercept offsets")
@@ -80,15 +81,17 @@ def model_options(p: argparse.ArgumentParser, *, models_help: str, default_model
     g.add_argument("--slopes", "--surface-slopes", dest="slopes", choices=SLOPES, default="pooled",
                    help="surface model: one slope on log D, or per-N slopes (default pooled)")
     g.add_argument("--approx", metavar="METHOD", help="surface model: fast approximate posterior instead of NUTS (advi)")
-    law_form_option(g)
+    if law_form:
+        law_form_option(g)
 
 
 def law_form_option(g) -> None:
     """--law-form on group ``g``: the form of the gp kind's η*/B* laws."""
     g.add_argument("--law-form", choices=LAW_FORMS, default="straight",
                    help="gp model: its η*/B* laws straight (default) or curved, + e·x_N² + f·x_D² with "
-                        "e, f ~ Normal(0, 0.25): an extrapolation then carries the bend's uncertainty; auto: per "
-                        "optimum the form leave-one-N-out stacking weighs most (both fitted, each refitted per size)")
+                        "e, f ~ Normal(0, 0.25) (x_N, x_D: log N, log D about the table's centre): an extrapolation "
+                        "then carries the bend's uncertainty; auto: per optimum the form leave-one-N-out stacking "
+                        "weighs most (a diagnostic: on StepLaw it backtests worse than either fixed form)")
 
 
 def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_default: int = MAX_REFITS,
@@ -151,17 +154,24 @@ def load_run_table(args: argparse.Namespace, data: str):
 def model_options_of(args: argparse.Namespace, models: list[str]):
     """The ``ModelOptions`` of the command line: per-N intercepts and the ``--prior`` replacements, each
     checked against the parameters of the chosen kinds."""
+    from bayes_scaling import catalog
     from bayes_scaling.catalog import RunOptions, prior_specs
     from bayes_scaling.optimum.priors import parse_prior
     from bayes_scaling.optimum.spec import ModelOptions
 
     priors = tuple(parse_prior(text) for text in args.prior or ())
-    kinds = prior_specs(models, RunOptions(law_form=args.law_form))
+    law_form = getattr(args, "law_form", "straight")
+    if law_form != "straight" and not any(hasattr(catalog.kinds().get(m), "laws") for m in models):
+        raise InputError(f"--law-form {law_form}: only the gp model's laws take a form; add gp to the models")
+    kinds = prior_specs(models, RunOptions(law_form=law_form))
+    bent = prior_specs(models, RunOptions(law_form="curved"))
     known = {name for spec in kinds.values() for name in spec.priors()}
     for name, _ in priors:
         if name not in known:
+            hint = ("; the gp model's curved law has it: add --law-form curved"
+                    if any(name in spec.priors() for spec in bent.values()) else "")
             raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
-                             f"(they have: {', '.join(sorted(known)) or 'none'})")
+                             f"(they have: {', '.join(sorted(known)) or 'none'}){hint}")
     options = ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)
     for spec in kinds.values():          # a kind may refuse a family for a parameter (ρ takes lkj only)
         for name, _ in priors:

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "optimum": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)}},
         "compute": args.compute, "flops_model": args.flops_model, "max_N": args.max_N,
         "optimum_model": args.optimum_model, "surface": str(args.surface) if surface is not None else None,
+        "law_form": args.law_form, "laws": {q: {"spec": f.spec.name, "weights": f.meta.get("law_weights")}
+                                            for q, f in optimum.items()},
         "ci_prob": ci_prob, "seed": config.seed, "sampler": config.as_dict(),
         "diagnostics": {k: d.as_dict() if d else None for k, d in diagnostics.items()},
     }) as stage:

@@ -18,11 +18,12 @@ def _fmt(x: float) -> str:
 
 
 def exponents_text(exponents: pd.DataFrame) -> str:
-    """b_N and c_D (and τ_c) per quantity and model as 'median [lo, hi]'."""
+    """b_N and c_D (and τ_c, and a curved law's e_NN, f_DD) per quantity and model as 'median [lo, hi]'."""
     lines = []
-    show = exponents[exponents["param"].isin(["b_N", "c_D", "tau_c"])]
+    show = exponents[exponents["param"].isin(["b_N", "c_D", "tau_c", "e_NN", "f_DD"])]
     for q, block in show.groupby("quantity", sort=False):
-        lines.append(f"  {q}:  log q* = const + b_N·log N + c_D·log D")
+        bent = "; a curved law adds e_NN·(log N)² + f_DD·(log D)², b_N and c_D its slopes at the table's centre"
+        lines.append(f"  {q}:  log q* = const + b_N·log N + c_D·log D" + (bent if (block["param"] == "e_NN").any() else ""))
         for model, rows in block.groupby("model", sort=False):
             cells = [f"{r.param} {r.median:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" for r in rows.itertuples()]
             lines.append(f"    {model:<13} " + "   ".join(cells))

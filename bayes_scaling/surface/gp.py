@@ -33,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.errors import InputError
 from bayes_scaling.inference.diagnostics import Diagnostics
 from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, QuantityData
 from bayes_scaling.math.draws import summarize
@@ -184,6 +185,10 @@ def choose_law(laws: tuple[str, ...], measured: QuantityData, fitter: Fitter) ->
     weighed by stacking those scores (``optimum.stacking``), and the heaviest kept (the first on a tie):
     (its fit, every law's weight). The question asked is the one a user extrapolating asks: which
     form predicts a size it has not seen."""
+    sizes = np.unique(np.round(measured.log_N, 9)).size
+    if len(laws) > 1 and sizes < 3:
+        raise InputError(f"--law-form auto needs at least 3 model sizes (leaving one out must leave two to fit a "
+                         f"law in N); the {measured.name} estimates have {sizes}")
     fits = [fitter.fit(law, measured) for law in laws]
     if len(fits) == 1:
         return fits[0], {laws[0]: 1.0}

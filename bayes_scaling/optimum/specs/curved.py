@@ -35,12 +35,13 @@ class CurvedLaw:
         return a + b * targets.x_N + c * targets.x_D + e * targets.x_N**2 + f * targets.x_D**2
 
     def coefficient_draws(self, posterior, centers, n_levels):
-        """b_N, c_D are the slopes at the table's centre (m_N, m_D); e, f the curvatures (per log unit²)."""
+        """The law in raw logs, log q* = intercept + b_lin·log N + c_lin·log D + e_NN·(log N)² + f_DD·(log D)²,
+        and b_N, c_D: its slopes at the table's centre (m_N, m_D), b_lin + 2·e·m_N and c_lin + 2·f·m_D."""
         draws = super().coefficient_draws(posterior, centers, n_levels)
         e, f = stacked(posterior, "e"), stacked(posterior, "f")
         a, b, c = (stacked(posterior, k) for k in ("a", "b", "c"))
         draws["intercept"] = a - b * centers.log_N - c * centers.log_D + e * centers.log_N**2 + f * centers.log_D**2
-        return {**draws, "e_NN": e, "f_DD": f}
+        return {**draws, "b_lin": b - 2 * e * centers.log_N, "c_lin": c - 2 * f * centers.log_D, "e_NN": e, "f_DD": f}
 
 
 @register

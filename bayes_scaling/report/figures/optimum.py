@@ -257,23 +257,27 @@ def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best:
 _JOBS: list = []
 
 
-def _run_job(k: int) -> Path:
+def _run_job(k: int):
     fn, args, kwargs = _JOBS[k]
     return fn(*args, **kwargs)
 
 
-def run_jobs(jobs: list, workers: int) -> list[Path]:
-    """Run figure jobs (function, args, kwargs), each returning its path, here or in ``workers`` forked
-    processes; the paths in the jobs' order."""
+def run_jobs(jobs: list, workers: int) -> list:
+    """Run figure jobs (function, args, kwargs) here or in ``workers`` forked processes; their results
+    in the jobs' order. A pool that breaks (a worker killed, an error that cannot travel back) is
+    not the figures' fault: the jobs are then drawn here, where any error of their own is raised as is."""
     workers = min(workers, len(jobs))
-    if workers <= 1:
-        return [fn(*args, **kwargs) for fn, args, kwargs in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
-    _JOBS[:] = jobs            # the forked workers inherit them: the fits are not copied through a pipe
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_run_job, range(len(jobs))))
-    finally:
-        _JOBS.clear()
+        _JOBS[:] = jobs        # the forked workers inherit them: the fits are not copied through a pipe
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(_run_job, range(len(jobs))))
+        except BrokenProcessPool:
+            pass
+        finally:
+            _JOBS.clear()
+    return [fn(*args, **kwargs) for fn, args, kwargs in jobs]
