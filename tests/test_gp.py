@@ -221,7 +221,8 @@ def test_plan_takes_the_gp_laws_from_a_full_sweep_and_refuses_a_best_runs_table(
     table = pd.read_csv(tmp_path / "plan" / "plan.csv")
     lr = table[table["quantity"] == "lr"].iloc[0]
     assert 0 < lr["lo"] < lr["median"] < lr["hi"]
-    assert json.loads((tmp_path / "plan" / "manifest.json").read_text())["optimum_model"] == "gp"
+    manifest = json.loads((tmp_path / "plan" / "manifest.json").read_text())
+    assert manifest["optimum_model"] == "gp" and manifest["laws"]["lr"] == {"law": "straight", "weights": {"straight": 1.0}}
     capsys.readouterr()
     assert plan(args + ["--out", str(tmp_path / "refused")]) == 2            # blog-partII: best runs only
     err = capsys.readouterr().err.strip()

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.restart:
         shutil.rmtree(partial, ignore_errors=True)
     result = run_backtest(loaded.runs, models=models, splits=splits, config=config, ci_prob=ci_prob,
-                          window=args.window, slopes=args.slopes, law_form=args.law_form, source=loaded.source, log=progress.note,
-                          workers=args.workers, executor=args.executor, partial=partial,
+                          window=args.window, slopes=args.slopes, law_form=args.law_form, source=loaded.source,
+                          log=progress.note, workers=args.workers, executor=args.executor, partial=partial,
                           slurm={"partition": args.slurm_partition, "timeout_min": args.timeout_min,
                                  "cluster": args.cluster, "cpus": config.cores}, options=options)
     table = result.optima

@@ -164,12 +164,12 @@ def model_options_of(args: argparse.Namespace, models: list[str]):
     if law_form != "straight" and not any(hasattr(catalog.kinds().get(m), "laws") for m in models):
         raise InputError(f"--law-form {law_form}: only the gp model's laws take a form; add gp to the models")
     kinds = prior_specs(models, RunOptions(law_form=law_form))
-    bent = prior_specs(models, RunOptions(law_form="curved"))
     known = {name for spec in kinds.values() for name in spec.priors()}
     for name, _ in priors:
         if name not in known:
+            bent = prior_specs(models, RunOptions(law_form="curved")).values()
             hint = ("; the gp model's curved law has it: add --law-form curved"
-                    if any(name in spec.priors() for spec in bent.values()) else "")
+                    if any(name in spec.priors() for spec in bent) else "")
             raise InputError(f"--prior {name}: no chosen model has a parameter {name!r} with a prior "
                              f"(they have: {', '.join(sorted(known)) or 'none'}){hint}")
     options = ModelOptions(per_n_intercepts=args.per_n_intercepts, priors=priors)

@@ -181,7 +181,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "models": models, "quantities": quantities, "targets": targets, "ci_prob": ci_prob,
         "seed": config.seed, "sampler": config.as_dict(), "fit_cache": str(args.cache) if args.cache else None,
         "model_options": options.as_dict(),
-        "run_level": {name: {"method": f.method, **({"law_form": args.law_form, "laws": f.laws()} if name == "gp" else {})}
+        "run_level": {name: {"method": f.method, **({"law_form": args.law_form, "laws": f.laws()}
+                                                   if hasattr(f, "laws") else {})}
                       for name, f in fitted.run_level.items()},
         "cross_validation": list(cv), "recommended": {q: {"model": c.recommended, "why": c.reason}
                                                        for q, c in comparisons.items()},
@@ -233,10 +234,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if smooth:
         print(f"  ({', '.join(sorted(smooth))}: the law's smooth optimum; the best grid run a sweep would find "
               "is wider: best_run(N, D, B=..., lr=...) in the library)")
-    if "gp" in fitted.run_level and args.law_form == "auto":
-        print("  gp's law form per optimum, by leave-one-N-out stacking: " + "; ".join(
-            f"{q} {v['law']} ({', '.join(f'{k} {w:.2f}' for k, w in v['weights'].items())})"
-            for q, v in fitted.run_level["gp"].laws().items()))
+    for name, run_fit in fitted.run_level.items():
+        if hasattr(run_fit, "laws") and args.law_form == "auto":
+            print(f"  {name}'s law form per optimum, by leave-one-N-out stacking: " + "; ".join(
+                f"{q} {v['law']} ({', '.join(f'{k} {w:.2f}' for k, w in v['weights'].items())})"
+                for q, v in run_fit.laws().items()))
     if sensitive is not None:
         print("\nprior sensitivity (power-scaling; contraction = 1 − posterior/prior variance):")
         print(text.sensitivity_text(sensitive))

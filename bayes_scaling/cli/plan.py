@@ -92,6 +92,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bayes_scaling.inputs.runtable import best_runs, check_design
     from bayes_scaling.io import write_csv
+    from bayes_scaling.surface.gp import law_choice
 
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     check_design(best.frame, loaded.source)
@@ -121,8 +122,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                  "optimum": {"source": loaded.source, "sha256": loaded.sha256, "runs": len(loaded.runs)}},
         "compute": args.compute, "flops_model": args.flops_model, "max_N": args.max_N,
         "optimum_model": args.optimum_model, "surface": str(args.surface) if surface is not None else None,
-        "law_form": args.law_form, "laws": {q: {"spec": f.spec.name, "weights": f.meta.get("law_weights")}
-                                            for q, f in optimum.items()},
+        "law_form": args.law_form, "laws": {q: law_choice(f) for q, f in optimum.items() if "law" in f.meta},
         "ci_prob": ci_prob, "seed": config.seed, "sampler": config.as_dict(),
         "diagnostics": {k: d.as_dict() if d else None for k, d in diagnostics.items()},
     }) as stage:
@@ -182,7 +182,8 @@ def _fit_both(table, best, optimum_model: str, config, options, workers: int, ru
     import os
     from dataclasses import replace
 
-    tasks = {"loss law": (_fit_loss_law, (table,)), "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs, law_form))}
+    tasks = {"loss law": (_fit_loss_law, (table,)),
+             "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs, law_form))}
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:

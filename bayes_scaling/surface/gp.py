@@ -69,13 +69,8 @@ class GpFit:
         return self.fits
 
     def laws(self) -> dict[str, dict]:
-        """Per optimum, the law form its fit kept (``--law-form``'s name) and every candidate form's
-        leave-one-N-out stacking weight (1.0 for a form fitted alone)."""
-        from bayes_scaling.optimum.spec import get
-
-        return {q: {"law": get(f.meta["law"]).form,
-                    "weights": {get(name).form: w for name, w in f.meta["law_weights"].items()}}
-                for q, f in self.fits.items()}
+        """Per optimum, :func:`law_choice` of its fit."""
+        return {q: law_choice(f) for q, f in self.fits.items()}
 
     def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
         """The best run a sweep of configurations (B, lr) at (N, D) would find: the smooth optimum's
@@ -177,6 +172,15 @@ def measured_data(cells: pd.DataFrame, quantity: str, *, source: str = "<table>"
         "lr_lo": -np.inf, "lr_hi": np.inf, "B_lo": -np.inf, "B_hi": np.inf}), source=source)
     return replace(best.quantity(quantity, partner=False), y=cells[f"log_{col}"].to_numpy(),
                    se=cells[f"se_{col}"].to_numpy())
+
+
+def law_choice(fit: OptimumFit) -> dict:
+    """The law form a gp optimum's fit kept (``--law-form``'s name) and every candidate form's
+    leave-one-N-out stacking weight (1.0 for a form fitted alone)."""
+    from bayes_scaling.optimum.spec import get
+
+    return {"law": get(fit.meta["law"]).form,
+            "weights": {get(name).form: w for name, w in fit.meta["law_weights"].items()}}
 
 
 def choose_law(laws: tuple[str, ...], measured: QuantityData, fitter: Fitter) -> tuple[OptimumFit, dict[str, float]]:
