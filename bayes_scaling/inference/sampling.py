@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 import numpy as np
 import pymc as pm
@@ -27,9 +27,9 @@ def compile_model(model: pm.Model, config: SamplerConfig) -> object | None:
     """Compile ``model`` for nutpie (reusable through ``with_data``); None for PyMC."""
     if config.sampler != "nutpie":
         return None
-    import nutpie
+    from bayes_scaling.inference.numba_cache import compile_pymc_model
 
-    return nutpie.compile_pymc_model(model)
+    return compile_pymc_model(model)
 
 
 class CompileCache:
@@ -44,12 +44,14 @@ class CompileCache:
         self.config = config
         self._compiled: dict[Hashable, object] = {}
 
-    def get(self, key: Hashable, model: pm.Model, arrays: Mapping[str, np.ndarray]) -> object | None:
-        """The compiled model for ``key`` holding ``arrays`` (None when the sampler is PyMC's)."""
+    def get(self, key: Hashable, model: pm.Model | Callable[[], pm.Model],
+            arrays: Mapping[str, np.ndarray]) -> object | None:
+        """The compiled model for ``key`` holding ``arrays`` (None when the sampler is PyMC's).
+        ``model`` may be a function that builds it: it is then built only when ``key`` is new."""
         if self.config.sampler != "nutpie":
             return None
         if key not in self._compiled:
-            self._compiled[key] = compile_model(model, self.config)
+            self._compiled[key] = compile_model(model if isinstance(model, pm.Model) else model(), self.config)
             return self._compiled[key]
         compiled = self._compiled[key]
         used = {var.name for var in compiled.shared_var_keys}
@@ -57,7 +59,7 @@ class CompileCache:
 
 
 def sample(
-    model: pm.Model,
+    model: pm.Model | None,
     config: SamplerConfig,
     *,
     compiled: object | None = None,
@@ -68,7 +70,8 @@ def sample(
 
     ``compiled`` is a nutpie model from :func:`compile_model` whose data may have
     been swapped with ``compiled.with_data(...)`` to match ``model`` (this skips
-    the ~5–10 s numba compilation). ``progress`` (a label): report the run's own progress
+    the ~5–10 s numba compilation; ``model`` may then be None when no ``log_likelihood`` is
+    asked for). ``progress`` (a label): report the run's own progress
     on stderr, a line at every tenth of its draws (for a run of minutes; nutpie only).
     """
     if config.sampler == "nutpie":

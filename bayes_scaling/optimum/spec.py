@@ -411,9 +411,12 @@ class OptimumSpec:
     def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config) -> xr.DataTree:
         from bayes_scaling.inference.sampling import sample
 
-        model = self.build(data, centers, fitter.options)
-        compiled = fitter.cache.get(self.compile_key(data, fitter.options), model, self.data_arrays(data, centers))
-        return sample(model, config, compiled=compiled, log_likelihood=False)
+        def build() -> pm.Model:
+            return self.build(data, centers, fitter.options)
+
+        # a refit of a compiled kind swaps the data only: its PyMC model is not built again
+        compiled = fitter.cache.get(self.compile_key(data, fitter.options), build, self.data_arrays(data, centers))
+        return sample(build() if compiled is None else None, config, compiled=compiled, log_likelihood=False)
 
     # ----------------------------------------------------------------- simulation (SBC)
 

@@ -1,0 +1,111 @@
+"""nutpie's compile with its C callbacks cached on disk (``inference.numba_cache``): the callbacks
+compute what nutpie's own do, swap data the same way, and a fresh compile of the same graph loads
+them from the cache instead of compiling them."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+import pytest
+
+nutpie = pytest.importorskip("nutpie")
+
+from bayes_scaling.inference import numba_cache  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not numba_cache.available(), reason="this nutpie lacks the helpers the cache uses")
+
+
+def model(y: np.ndarray, x: np.ndarray) -> pm.Model:
+    """A regression with two data arrays of different ranks and a positive parameter."""
+    with pm.Model() as m:
+        table = pm.Data("table", np.stack([x, y]))
+        weight = pm.Data("weight", 1.5)
+        a, b = pm.Normal("a", 0, 2), pm.Normal("b", 0, 2)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("obs", weight * (a + b * table[0]), sigma, observed=table[1])
+    return m
+
+
+def logp(compiled, x: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """Call the compiled log-density callback as nuts-rs does: (status, log p, gradient)."""
+    ptr = ctypes.POINTER(ctypes.c_double)
+    grad, value = np.zeros(compiled.n_dim), np.zeros(())
+    status = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
+                                                value.ctypes.data_as(ptr), ctypes.c_void_p(compiled.user_data.ctypes.data))
+    return status, float(value), grad
+
+
+def expand(compiled, x: np.ndarray) -> np.ndarray:
+    ptr = ctypes.POINTER(ctypes.c_double)
+    out = np.zeros(compiled.n_expanded)
+    assert compiled.compiled_expand_func.ctypes(compiled.n_dim, compiled.n_expanded, x.ctypes.data_as(ptr),
+                                                out.ctypes.data_as(ptr),
+                                                ctypes.c_void_p(compiled.user_data.ctypes.data)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    m = model(1.0 + 0.5 * x + 0.1 * rng.normal(size=20), x)
+    return numba_cache.compile_pymc_model(m), nutpie.compile_pymc_model(m)
+
+
+def test_the_cached_callbacks_compute_what_nutpies_do(pair):
+    ours, theirs = pair
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.normal(size=ours.n_dim)
+        s1, v1, g1 = logp(ours, x)
+        s2, v2, g2 = logp(theirs, x)
+        assert s1 == s2 == 0 and v1 == pytest.approx(v2, rel=1e-12) and np.allclose(g1, g2, rtol=1e-12)
+        assert np.allclose(expand(ours, x), expand(theirs, x))
+    # a gradient by finite differences: the callback's is the log-density's
+    x, h = rng.normal(size=ours.n_dim), 1e-6
+    numeric = [(logp(ours, x + h * e)[1] - logp(ours, x - h * e)[1]) / (2 * h) for e in np.eye(ours.n_dim)]
+    assert np.allclose(logp(ours, x)[2], numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_swapped_data_reach_the_cached_callbacks(pair):
+    ours, theirs = pair
+    rng = np.random.default_rng(2)
+    new = np.stack([rng.normal(size=7), rng.normal(size=7)])          # fewer observations, as a refit has
+    a, b = ours.with_data(table=new, weight=0.5), theirs.with_data(table=new, weight=0.5)
+    x = rng.normal(size=ours.n_dim)
+    assert logp(a, x)[1] == pytest.approx(logp(b, x)[1], rel=1e-12)
+    assert logp(a, x)[1] != pytest.approx(logp(ours, x)[1])
+
+
+def test_sampling_from_the_cached_compile_gives_nutpies_draws(pair):
+    ours, theirs = pair
+    draws = [nutpie.sample(c, draws=100, tune=100, chains=1, cores=1, seed=5, progress_bar=False)
+             for c in (ours, theirs)]
+    assert np.array_equal(draws[0]["posterior"]["b"].values, draws[1]["posterior"]["b"].values)
+
+
+def test_a_second_process_loads_the_callbacks_from_the_cache(pair):
+    """The fixture compiled this graph (and so stored it); a new process compiling it finds both
+    callbacks in the cache and compiles neither."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import numpy as np, test_numba_cache as t\n"
+        "from bayes_scaling.inference import numba_cache\n"
+        "rng = np.random.default_rng(0); x = rng.normal(size=20)\n"
+        "c = numba_cache.compile_pymc_model(t.model(1.0 + 0.5 * x + 0.1 * rng.normal(size=20), x))\n"
+        "print(c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"], out.stderr[-2000:]
+
+
+def test_without_the_helpers_nutpies_own_compile_is_used(monkeypatch):
+    monkeypatch.setattr(numba_cache, "available", lambda: False)
+    m = model(np.ones(5), np.arange(5.0))
+    compiled = numba_cache.compile_pymc_model(m)
+    assert len(compiled.shared_var_keys) == 2
+    assert not any(key.startswith("s") and key[1:].isdigit() for key in compiled.shared_var_keys.values())
