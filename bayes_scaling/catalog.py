@@ -154,9 +154,9 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
                   on_fit: Callable[[str, str, object], None] | None = None, cache: Path | None = None) -> Scored:
     """Fit, score and judge every named kind — one kind per task, run by ``workers`` processes at once.
 
-    A task compiles its kind once (nutpie's compile, seconds, is most of a small fit and cannot be
-    cached across processes), so kinds in parallel processes overlap their compiles, samplings and
-    refits; each process samples its chains on cpu_count/workers cores. ``workers=1`` runs the tasks
+    A task compiles its kind once (seconds, most of a small fit; a graph compiled before on this
+    machine loads its machine code from disk, ``inference.numba_cache``), so kinds in parallel
+    processes overlap their compiles, samplings and refits; each process samples its chains on cpu_count/workers cores. ``workers=1`` runs the tasks
     here, one after another. Results are those of the sequential path: each chain's seed is its own.
     ``cache`` (a folder, opt-in): a kind's finished task is kept there (``inference.cache``) and
     loaded instead of redone when everything that decides it is the same.

@@ -24,7 +24,7 @@ from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.inputs.datasets import load_runs
 from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
 from bayes_scaling.inference.config import SamplerConfig
-from bayes_scaling.surface.fit import fit_surface
+from bayes_scaling.surface.fit import SurfaceFitter, fit_surface
 
 
 #: The simulated large table's true optimum laws (StepLaw's published exponents), as (a, b, c) of
@@ -80,7 +80,8 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=100)
     p.add_argument("--runs-per-cell", type=int, default=2000)
     p.add_argument("--data", default="steplaw-dense", help="bundled sweep table (default steplaw-dense)")
-    p.add_argument("--target-accept", type=float, default=SamplerConfig().target_accept)
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default: each model's own, as in the commands)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--slopes", choices=("pooled", "per_n"), default="pooled")
@@ -102,8 +103,10 @@ def main() -> None:
     t_surf = time.perf_counter() - t0
     print(f"hierarchical (best runs, both optima, incl. compile): {t_hier:6.1f} s  "
           + "; ".join(f"{q}: {f.diagnostics.describe()}" for q, f in hier.items()))
-    print(f"surface NUTS ({len(loaded.runs)} runs, slopes={args.slopes}, incl. compile): {t_surf:6.1f} s  "
-          f"{sf.diagnostics.describe()}")
+    steps = sf.idata["sample_stats"]["n_steps"].values
+    print(f"surface NUTS ({len(loaded.runs)} runs, slopes={args.slopes}, target_accept "
+          f"{SurfaceFitter(config).config.target_accept:g}, incl. compile): {t_surf:6.1f} s  "
+          f"{sf.diagnostics.describe()}; {steps.mean():.0f} gradient evaluations per draw")
     print(f"ratio surface / hierarchical: {t_surf / t_hier:.1f}x   (target: surface <= 120 s)")
     for q in QUANTITIES:
         for name, fit in (("surface", sf.as_optimum_fits()[q]), ("hierarchical", hier[q])):

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import nutpie
 import pymc as pm
 import pytest
 
-nutpie = pytest.importorskip("nutpie")
-
-from bayes_scaling.inference import numba_cache  # noqa: E402
+from bayes_scaling.inference import numba_cache
 
 pytestmark = pytest.mark.skipif(not numba_cache.available(), reason="this nutpie lacks the helpers the cache uses")
 
@@ -36,7 +35,8 @@ def logp(compiled, x: np.ndarray) -> tuple[int, float, np.ndarray]:
     ptr = ctypes.POINTER(ctypes.c_double)
     grad, value = np.zeros(compiled.n_dim), np.zeros(())
     status = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
-                                                value.ctypes.data_as(ptr), ctypes.c_void_p(compiled.user_data.ctypes.data))
+                                                value.ctypes.data_as(ptr),
+                                                ctypes.c_void_p(compiled.user_data.ctypes.data))
     return status, float(value), grad
 
 
@@ -109,3 +109,4 @@ def test_without_the_helpers_nutpies_own_compile_is_used(monkeypatch):
     compiled = numba_cache.compile_pymc_model(m)
     assert len(compiled.shared_var_keys) == 2
     assert not any(key.startswith("s") and key[1:].isdigit() for key in compiled.shared_var_keys.values())
+

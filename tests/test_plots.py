@@ -7,6 +7,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from bayes_scaling.report import jobs
 from bayes_scaling.report.figures import optimum as plots
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.inputs.grids import Grid
@@ -53,7 +54,7 @@ def test_figures_drawn_in_two_processes_are_the_ones_drawn_here(fitted, tmp_path
     assert [p.name for p in there] == [p.name for p in here] and all(p.parent == tmp_path / "there" for p in there)
     for a, b in zip(here, there):
         np.testing.assert_array_equal(read_png(a), read_png(b), err_msg=a.name)
-    assert plots._JOBS == []                       # nothing of this call is left for the next
+    assert jobs._JOBS == []                       # nothing of this call is left for the next
 
 
 def _exit_unless_in(parent: int) -> int:
@@ -64,10 +65,10 @@ def _exit_unless_in(parent: int) -> int:
 
 
 def test_jobs_run_in_other_processes_and_a_broken_pool_falls_back_to_this_one():
-    pids = plots.run_jobs([(os.getpid, (), {})] * 4, workers=2)
+    pids = jobs.run_jobs([(os.getpid, (), {})] * 4, workers=2)
     assert os.getpid() not in pids and len(pids) == 4
-    assert plots.run_jobs([(_exit_unless_in, (os.getpid(),), {})] * 2, workers=2) == [7, 7]
-    assert plots._JOBS == []
+    assert jobs.run_jobs([(_exit_unless_in, (os.getpid(),), {})] * 2, workers=2) == [7, 7]
+    assert jobs._JOBS == []
 
 
 def test_a_fit_that_failed_its_checks_gets_a_trace_plot(fitted, tmp_path):

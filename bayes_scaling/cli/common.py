@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bayes_scaling.errors import EXIT_STRICT, InputError
-from bayes_scaling.inference.config import MAX_REFITS, SAMPLERS, TARGET_ACCEPT, SamplerConfig
+from bayes_scaling.inference.config import MAX_REFITS, SAMPLERS, SURFACE_TARGET_ACCEPT, TARGET_ACCEPT, SamplerConfig
 from bayes_scaling.io import check_out_dir, staged_dir, write_json
 
 #: Packages whose versions every manifest records.
@@ -103,8 +103,9 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_
     g.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
     g.add_argument("--chains", type=int, default=d.chains, help=f"chains (default {d.chains}; {d.cores} at a time)")
     g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    g.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
-                   help=f"NUTS target acceptance (default {TARGET_ACCEPT}: small steps through the per-N funnel)")
+    g.add_argument("--target-accept", type=float, default=None,
+                   help=f"NUTS target acceptance (default: {TARGET_ACCEPT} for the laws of the optima, small steps "
+                        f"through the per-N funnel; {SURFACE_TARGET_ACCEPT} for the surface model, which has none)")
     g.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                    help=f"processes working at once (model kinds, folds or simulations; default {DEFAULT_WORKERS}, "
                         "the number of CPUs)")

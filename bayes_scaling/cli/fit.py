@@ -190,6 +190,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "diagnostics": diagnostics,
     }) as stage:
         from bayes_scaling.io import write_csv
+        from bayes_scaling.report.jobs import run_jobs
 
         write_csv(stage / "best_runs.csv", best.frame)
         write_csv(stage / "predictions.csv", predictions[PREDICTION_COLUMNS])
@@ -201,11 +202,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             held = [c.held_out for c in comparisons.values() if not c.held_out.empty]
             if held:
                 write_csv(stage / "held_out.csv", pd.concat(held, ignore_index=True))
-        for q, fq in fits.items():
-            for m, f in fq.items():
-                f.to_netcdf(stage / "posterior" / f"{m}_{q}.nc")
+        # the posterior files and the figures are independent writes: --workers processes share them
+        jobs = [(f.to_netcdf, (stage / "posterior" / f"{m}_{q}.nc",), {})
+                for q, fq in fits.items() for m, f in fq.items()]
         for name, run_fit in fitted.run_level.items():
-            run_fit.to_netcdf(stage / "posterior" / f"{name}.nc")
+            jobs.append((run_fit.to_netcdf, (stage / "posterior" / f"{name}.nc",), {}))
             extra = {"predict_runs": planned} if kinds[name].predicts_loss else {}
             run_fit.write_artifacts(stage, ci_prob=ci_prob, **extra)
         if args.plots:
@@ -214,9 +215,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
             for run_fit in fitted.run_level.values():
                 write_figures(run_fit, stage / "plots")
-
-            optimum_figures.write_all(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended,
-                                      workers=args.workers)
+            jobs += optimum_figures.figure_jobs(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
+        run_jobs(jobs, args.workers)
 
     from bayes_scaling.report import text
 

@@ -406,9 +406,10 @@ class OptimumSpec:
         config = fitter.config
         config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
                          chains=REFIT_CHAINS)
-        return self.sample(data, centers, fitter, config)["posterior"].to_dataset()
+        return self.sample(data, centers, fitter, config, posterior_only=True)["posterior"].to_dataset()
 
-    def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config) -> xr.DataTree:
+    def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config, *,
+               posterior_only: bool = False) -> xr.DataTree:
         from bayes_scaling.inference.sampling import sample
 
         def build() -> pm.Model:
@@ -416,7 +417,8 @@ class OptimumSpec:
 
         # a refit of a compiled kind swaps the data only: its PyMC model is not built again
         compiled = fitter.cache.get(self.compile_key(data, fitter.options), build, self.data_arrays(data, centers))
-        return sample(build() if compiled is None else None, config, compiled=compiled, log_likelihood=False)
+        return sample(build() if compiled is None else None, config, compiled=compiled, log_likelihood=False,
+                      posterior_only=posterior_only)
 
     # ----------------------------------------------------------------- simulation (SBC)
 

@@ -33,7 +33,7 @@ import pymc as pm
 import xarray as xr
 
 from bayes_scaling.errors import InputError
-from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.inference.config import SURFACE_TARGET_ACCEPT, SamplerConfig
 from bayes_scaling.inference.diagnostics import Diagnostics, diagnose
 from bayes_scaling.inference.sampling import CompileCache, sample
 from bayes_scaling.math.draws import stacked
@@ -195,8 +195,8 @@ class SurfaceFitter:
     (nutpie ``with_data``) for every table of that shape (e.g. every simulated table)."""
 
     def __init__(self, config: SamplerConfig) -> None:
-        self.config = config
-        self.cache = CompileCache(config)
+        self.config = config.with_target_accept(SURFACE_TARGET_ACCEPT)
+        self.cache = CompileCache(self.config)
 
     def fit(self, data: SurfaceData, *, slopes: str = "pooled", approx: str | None = None,
             law: str = LOSS_LAW, progress: str | None = None) -> SurfaceFit:

@@ -121,21 +121,21 @@ class Joint(OptimumSpec):
 
     # ----------------------------------------------------------------- fitting
 
-    def sample(self, data, centers, fitter, config):
+    def sample(self, data, centers, fitter, config, *, posterior_only: bool = False):
         """NUTS once per pair: the other optimum's fit of the same cells (same sampler settings) is this
         one's with the roles swapped, when the two laws have the same priors (kept in ``fitter.shared``)."""
         import xarray as xr
 
         if data.partner is None or not self.symmetric(fitter.options):
-            return super().sample(data, centers, fitter, config)
+            return super().sample(data, centers, fitter, config, posterior_only=posterior_only)
         store = fitter.shared.setdefault(self.name, {})
         other = store.pop(self._key(data, centers, config, swap=True), None)
-        if other is not None:
-            return xr.DataTree.from_dict({"posterior": self.swapped(other["posterior"].to_dataset()),
-                                          "sample_stats": other["sample_stats"].to_dataset()})
-        tree = super().sample(data, centers, fitter, config)
+        if other is not None and (posterior_only or "sample_stats" in other.children):  # a refit's tree has no stats
+            groups = {name: other[name].to_dataset() for name in other.children}
+            return xr.DataTree.from_dict(groups | {"posterior": self.swapped(groups["posterior"])})
+        tree = super().sample(data, centers, fitter, config, posterior_only=posterior_only)
         store[self._key(data, centers, config)] = xr.DataTree.from_dict(
-            {"posterior": tree["posterior"].to_dataset(), "sample_stats": tree["sample_stats"].to_dataset()})
+            {name: tree[name].to_dataset() for name in ("posterior", "sample_stats") if name in tree.children})
         while len(store) > SHARED_FITS:                  # a fit whose partner never came (SBC, the advisor)
             store.pop(next(iter(store)))
         return tree

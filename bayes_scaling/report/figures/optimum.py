@@ -17,6 +17,7 @@ from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, QuantityData
 from bayes_scaling.math.draws import quantiles, stacked
 from bayes_scaling.optimum.fit import OptimumFit
 from bayes_scaling.report.figures.save import engineering, save_figure
+from bayes_scaling.report.jobs import run_jobs
 
 LABEL = {"lr": "optimal learning rate η*", "batch_size": "optimal batch size B* (tokens)"}
 SYMBOL = {"lr": "η*", "batch_size": "B*"}
@@ -222,12 +223,19 @@ def plot_pooled_vs_per_n(per_n: OptimumFit, pooled: OptimumFit, path: str | Path
 def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
               targets: list[tuple[float, float]], *, ci_prob: float = 0.9, main: dict[str, str] | None = None,
               workers: int = 1) -> list[Path]:
-    """Every figure the fitted kinds support, as plots/<figure>_<quantity>.png: per quantity the fan, the
+    """Draw :func:`figure_jobs`' figures, here or in ``workers`` forked processes (``report.jobs``); their paths."""
+    return run_jobs(figure_jobs(out_dir, fits, best, targets, ci_prob=ci_prob, main=main), workers)
+
+
+def figure_jobs(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
+                targets: list[tuple[float, float]], *, ci_prob: float = 0.9,
+                main: dict[str, str] | None = None) -> list[tuple]:
+    """The jobs (function, args, kwargs) that draw every figure the fitted kinds support, as
+    plots/<figure>_<quantity>.png: per quantity the fan, the
     PPC and trace of the main fit (``main[quantity]`` — the recommended kind — where it is one of the
     fits, else ``main_fit``), a trace of any other fit that failed its convergence checks, and for
     the main per-N kind its slope forest and, when its pooled partner was fitted too, pooled vs per-N.
-    ``workers`` > 1: the figures are drawn in that many forked processes at once (each is independent;
-    matplotlib's text layout, not arithmetic, is most of their time)."""
+    Each is independent of the others (matplotlib's text layout, not arithmetic, is most of their time)."""
     out = Path(out_dir)
     jobs = []
     for q, fq in fits.items():
@@ -250,34 +258,6 @@ def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best:
                 n_t, d_t = targets[0]
                 jobs.append((plot_pooled_vs_per_n, (top, fq[top.spec.pooled_partner], out / f"pooled_vs_per_n_{q}.png"),
                              {"N_target": n_t, "D_target": d_t, "ci_prob": ci_prob}))
-    return run_jobs(jobs, workers)
+    return jobs
 
 
-#: The figure jobs of the current :func:`run_jobs` call, read by its forked workers (never pickled).
-_JOBS: list = []
-
-
-def _run_job(k: int):
-    fn, args, kwargs = _JOBS[k]
-    return fn(*args, **kwargs)
-
-
-def run_jobs(jobs: list, workers: int) -> list:
-    """Run figure jobs (function, args, kwargs) here or in ``workers`` forked processes; their results
-    in the jobs' order. A pool that breaks (a worker killed, an error that cannot travel back) is
-    not the figures' fault: the jobs are then drawn here, where any error of their own is raised as is."""
-    workers = min(workers, len(jobs))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
-
-        _JOBS[:] = jobs        # the forked workers inherit them: the fits are not copied through a pipe
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                return list(pool.map(_run_job, range(len(jobs))))
-        except BrokenProcessPool:
-            pass
-        finally:
-            _JOBS.clear()
-    return [fn(*args, **kwargs) for fn, args, kwargs in jobs]

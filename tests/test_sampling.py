@@ -1,0 +1,62 @@
+"""How ``inference.sampling`` runs NUTS: each model's own target acceptance unless one is given, and a
+refit's posterior read from nutpie's raw trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from bayes_scaling.inference import numba_cache
+from bayes_scaling.inference.config import SURFACE_TARGET_ACCEPT, TARGET_ACCEPT, SamplerConfig
+
+
+def test_a_given_target_acceptance_wins_over_a_models_own():
+    assert SamplerConfig().with_target_accept(0.9).target_accept == 0.9
+    assert SamplerConfig(target_accept=0.8).with_target_accept(0.9).target_accept == 0.8
+    with pytest.raises(Exception, match="--target-accept 1.2"):
+        SamplerConfig(target_accept=1.2)
+
+
+def test_the_surface_and_the_optimum_laws_sample_at_their_own_target_acceptance(monkeypatch):
+    """Left unset, nutpie is asked for 0.99 by an optimum law's fit and for the surface's value by the
+    surface fitter; a value on the command line reaches both."""
+    import nutpie
+
+    from bayes_scaling.inference.sampling import sample
+    from bayes_scaling.surface.fit import SurfaceFitter
+
+    seen = []
+
+    def fake(compiled, **kwargs):
+        seen.append(kwargs["target_accept"])
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(nutpie, "sample", fake)
+    for config in (SamplerConfig(), SurfaceFitter(SamplerConfig()).config,
+                   SurfaceFitter(SamplerConfig(target_accept=0.7)).config):
+        with pytest.raises(RuntimeError, match="stop"):
+            sample(None, config, compiled=object(), log_likelihood=False)
+    assert seen == [TARGET_ACCEPT, SURFACE_TARGET_ACCEPT, 0.7]
+
+
+def test_a_posterior_read_from_the_raw_trace_is_nutpies_posterior():
+    """``sample(..., posterior_only=True)`` reads the draws from nutpie's raw trace itself: the same
+    posterior as nutpie's own conversion (values, dims, coords), a vector parameter included."""
+    import xarray as xr
+
+    from bayes_scaling.inference.sampling import sample
+
+    with pm.Model(coords={"g": ["x", "y", "z"]}) as m:
+        a = pm.Normal("a", 0, 1, dims="g")
+        s = pm.HalfNormal("s", 1.0)
+        pm.Deterministic("d", a.sum() * s)
+        pm.Normal("o", a.sum(), s, observed=np.ones(5))
+        pm.Normal("free", 0, 1, shape=2)                  # no dims: arviz's default names
+    config = SamplerConfig(draws=60, tune=40, chains=2, cores=1, seed=4)
+    compiled = numba_cache.compile_pymc_model(m)
+    ours = sample(None, config, compiled=compiled, log_likelihood=False, posterior_only=True)
+    theirs = sample(m, config, compiled=compiled, log_likelihood=False)
+    assert list(ours.children) == ["posterior"] and "sample_stats" in theirs.children
+    xr.testing.assert_identical(ours["posterior"].to_dataset().drop_attrs(),
+                                theirs["posterior"].to_dataset().drop_attrs())
