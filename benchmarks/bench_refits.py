@@ -6,6 +6,10 @@ For each kind and held-out cell: log mean_s p(cell | θ_s^(−cell)) from refits
 and their wall times (the compiled model is reused, as in the fit). The fit's refits use
 ``optimum.spec.REFIT_CHAINS × REFIT_DRAWS`` (tune REFIT_TUNE); their elpd should agree with the
 reference within Monte-Carlo error (a few hundredths of a nat), far below an elpd's standard error.
+
+``--reading``: instead, the seconds of one such refit (cell 0 held out) when its draws are read
+from nutpie's raw trace (what the fit does: ``sample(..., posterior_only=True)``) against nutpie's
+own conversion of the whole trace (sampler statistics included), alternating ``--repeats`` times.
 """
 
 from __future__ import annotations
@@ -34,10 +38,15 @@ def main() -> None:
     p.add_argument("--data", default="blog-partII")
     p.add_argument("--models", default="quantized,hierarchical")
     p.add_argument("--cells", default="0,17,29")
+    p.add_argument("--reading", action="store_true", help="time reading the refit's draws (see above)")
+    p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args()
     loaded = load_runs(args.data)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
     data = best.quantity("lr")
+    if args.reading:
+        reading(data, args.models.split(","), args.repeats)
+        return
     rows = []
     for kind in args.models.split(","):
         base = Fitter(SamplerConfig())
@@ -62,6 +71,28 @@ def main() -> None:
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
         print(table.groupby("refit")[["minus_reference", "wall_s"]].agg(lambda s: s.abs().mean()))
+
+
+def reading(data, kinds: list[str], repeats: int) -> None:
+    from dataclasses import replace
+
+    from bayes_scaling.optimum.spec import get
+
+    for kind in kinds:
+        fitter = Fitter(SamplerConfig())
+        fit = fitter.fit(kind, data)
+        config = replace(fitter.config.with_target_accept(0.99), chains=REFIT_CHAINS, draws=REFIT_DRAWS,
+                         tune=REFIT_TUNE)
+        train = data.subset(np.arange(len(data.y)) != 0)
+        times = {True: [], False: []}
+        for _ in range(repeats):
+            for raw in (True, False):
+                t0 = time.perf_counter()
+                get(kind).sample(train, fit.centers, fitter, config, posterior_only=raw)
+                times[raw].append(time.perf_counter() - t0)
+        raw, full = np.mean(times[True]), np.mean(times[False])
+        print(f"{kind:<14} refit, draws read from the raw trace {raw:.3f} s   nutpie's whole conversion {full:.3f} s   "
+              f"ratio {full / raw:.2f}x  (mean of {repeats})")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 ``nutpie.compile_pymc_model`` wraps the PyTensor log-density in two ``numba.cfunc`` callbacks
 (log-density + gradient, and the draws' expansion) that nuts-rs calls. Their source is built with
 random field names and the data arrays frozen in as globals, so numba cannot cache them: each
-process compiles the whole log-density to machine code again (~7 s of a ~10 s compile here).
+process compiles the whole log-density to machine code again, most of a compile.
 :func:`compile_pymc_model` writes the same two callbacks as plain generated source — the data
 are read through the pointer table nutpie already passes them in, ``user_data`` — and registers
 them with PyTensor's numba cache under a key made of the inner function's own PyTensor cache key
-and the data layout. A second process with the same graph loads them from disk.
+and the data layout. A second process with the same graph loads them from disk
+(``benchmarks/bench_compile_cache.py``: about 3x faster compiles; the first compile of a graph
+pays ~10 % more, for writing the machine code out).
 
 The nutpie model object, its ``with_data`` and its sampler are nutpie's own
 (``CompiledPyMCModel``); only the two callbacks differ. nutpie's private helpers are used, so
