@@ -75,8 +75,8 @@ def sample(
     asked for). ``progress`` (a label): report the run's own progress
     on stderr, a line at every tenth of its draws (for a run of minutes; nutpie only).
     ``posterior_only``: the tree holds the posterior group alone (what a refit reads; nutpie's
-    draws are then read from its raw trace, skipping the conversion of its sampler statistics,
-    about half of a small refit's time).
+    draws are then read from its raw trace, skipping the conversion of its sampler statistics:
+    a refit takes 0.8–0.9 of the time, ``benchmarks/bench_refits.py --reading``).
     """
     config = config.with_target_accept(TARGET_ACCEPT)
     if config.sampler == "nutpie":
