@@ -219,7 +219,8 @@ def _kind_task(name, quantities, best, config, options, runs, run_options, sourc
 
     store = ResultCache(cache)
     run_level = kinds()[name].level == "runs"
-    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities], replace(config, cores=1), options,
+    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities], replace(config, cores=1).as_dict(),
+                 options,
                  replace(run_options, progress=False), scoring,
                  _table_bytes(runs) if run_level else b"")
     hit = store.get(key)

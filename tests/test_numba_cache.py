@@ -19,12 +19,12 @@ from bayes_scaling.inference import numba_cache
 pytestmark = pytest.mark.skipif(not numba_cache.available(), reason="this nutpie lacks the helpers the cache uses")
 
 
-def model(y: np.ndarray, x: np.ndarray) -> pm.Model:
+def model(y: np.ndarray, x: np.ndarray, a_scale: float = 2.0) -> pm.Model:
     """A regression with two data arrays of different ranks and a positive parameter."""
     with pm.Model() as m:
         table = pm.Data("table", np.stack([x, y]))
         weight = pm.Data("weight", 1.5)
-        a, b = pm.Normal("a", 0, 2), pm.Normal("b", 0, 2)
+        a, b = pm.Normal("a", 0, a_scale), pm.Normal("b", 0, 2)
         sigma = pm.HalfNormal("sigma", 1.0)
         pm.Normal("obs", weight * (a + b * table[0]), sigma, observed=table[1])
     return m
@@ -65,7 +65,7 @@ def test_the_cached_callbacks_compute_what_nutpies_do(pair):
         s1, v1, g1 = logp(ours, x)
         s2, v2, g2 = logp(theirs, x)
         assert s1 == s2 == 0 and v1 == pytest.approx(v2, rel=1e-12) and np.allclose(g1, g2, rtol=1e-12)
-        assert np.allclose(expand(ours, x), expand(theirs, x))
+        assert np.allclose(expand(ours, x), expand(theirs, x), rtol=1e-12, atol=0)
     # a gradient by finite differences: the callback's is the log-density's
     x, h = rng.normal(size=ours.n_dim), 1e-6
     numeric = [(logp(ours, x + h * e)[1] - logp(ours, x - h * e)[1]) / (2 * h) for e in np.eye(ours.n_dim)]
@@ -91,16 +91,25 @@ def test_sampling_from_the_cached_compile_gives_nutpies_draws(pair):
 
 def test_a_second_process_loads_the_callbacks_from_the_cache(pair):
     """The fixture compiled this graph (and so stored it); a new process compiling it finds both
-    callbacks in the cache and compiles neither."""
+    callbacks in the cache and compiles neither, while a graph that differs (another prior) finds
+    no log-density callback there and computes its own log-density."""
+    rng_scale = float(np.random.default_rng().uniform(3.0, 9.0))   # a graph no earlier run has compiled
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "import numpy as np, test_numba_cache as t\n"
         "from bayes_scaling.inference import numba_cache\n"
         "rng = np.random.default_rng(0); x = rng.normal(size=20)\n"
         "c = numba_cache.compile_pymc_model(t.model(1.0 + 0.5 * x + 0.1 * rng.normal(size=20), x))\n"
-        "print(c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits)\n")
+        "print(c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits)\n"
+        f"other = numba_cache.compile_pymc_model(t.model(1.0 + 0.5 * x, x, a_scale={rng_scale!r}))\n"
+        "p = np.full(other.n_dim, 0.3)\n"
+        "print(other.compiled_logp_func.cache_hits, t.logp(other, p)[1], "
+        f"t.logp(t.nutpie.compile_pymc_model(t.model(1.0 + 0.5 * x, x, a_scale={rng_scale!r})), p)[1])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["1", "1"], out.stderr[-2000:]
+    same, other = out.stdout.strip().splitlines()[-2:]
+    assert same.split() == ["1", "1"], out.stderr[-2000:]
+    hits, ours, theirs = other.split()
+    assert hits == "0" and float(ours) == pytest.approx(float(theirs), rel=1e-12)
 
 
 def test_without_the_helpers_nutpies_own_compile_is_used(monkeypatch):

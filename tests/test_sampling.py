@@ -60,3 +60,19 @@ def test_a_posterior_read_from_the_raw_trace_is_nutpies_posterior():
     assert list(ours.children) == ["posterior"] and "sample_stats" in theirs.children
     xr.testing.assert_identical(ours["posterior"].to_dataset().drop_attrs(),
                                 theirs["posterior"].to_dataset().drop_attrs())
+
+
+def test_a_raw_trace_with_a_chain_cut_short_is_an_interrupt():
+    """nutpie answers Ctrl-C by returning what it has: a chain with fewer draws than asked for."""
+    import nutpie
+
+    from bayes_scaling.inference.sampling import posterior_of_trace
+
+    with pm.Model() as m:
+        pm.Normal("a", 0, 1)
+    compiled = numba_cache.compile_pymc_model(m)
+    trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
+    with pytest.raises(KeyboardInterrupt):
+        posterior_of_trace(trace, compiled, 31)
+    trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
+    assert posterior_of_trace(trace, compiled, 30)["a"].shape == (2, 30)

@@ -57,7 +57,12 @@ class SamplerConfig:
         return self if self.target_accept is not None else replace(self, target_accept=default)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings (manifests, resume stamps, cache keys); an unset target acceptance as the
+        values each model then uses."""
+        d = asdict(self)
+        if self.target_accept is None:
+            d["target_accept"] = {"laws of the optima": TARGET_ACCEPT, "surface": SURFACE_TARGET_ACCEPT}
+        return d
 
     def describe(self) -> str:
         accept = f"{self.target_accept:g}" if self.target_accept is not None else "each model's own"

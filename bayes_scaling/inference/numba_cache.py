@@ -39,8 +39,8 @@ def available() -> bool:
     try:
         import nutpie
         from nutpie.compile_pymc import (  # noqa: F401
-            CompiledPyMCModel, _make_functions, _prepare_dims_and_coords, address_as_void_pointer,
-            make_user_data)
+            CompiledPyMCModel, _make_functions, _prepare_dims_and_coords, _wrap_with_lock,
+            address_as_void_pointer, make_user_data)
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src  # noqa: F401
     except ImportError:
         return False
@@ -53,7 +53,6 @@ def compile_pymc_model(model):
 
     if not available():
         return nutpie.compile_pymc_model(model)
-    import numba
     from nutpie.compile_pymc import (CompiledPyMCModel, _make_functions, _prepare_dims_and_coords,
                                      _wrap_with_lock, make_user_data)
     from pymc.initial_point import make_initial_point_fn
@@ -95,7 +94,8 @@ def _slots(dtype: np.dtype, keys: dict, data: dict) -> dict[str, tuple[int, int,
     for key in keys.values():
         offsets = [shared.fields[part][1] + shared.fields[part][0].fields[key][1] + base
                    for part in ("data", "size", "shape")]
-        if any(o % 8 for o in offsets) or dtype.itemsize % 8:
+        sizes = [shared.fields[part][0].fields[key][0].base.itemsize for part in ("data", "size", "shape")]
+        if any(o % 8 for o in offsets) or any(n != 8 for n in sizes) or dtype.itemsize % 8:
             raise ValueError("nutpie's user_data is not a table of 8-byte words")
         ndim = data[key].ndim
         words[key] = (offsets[0] // 8, offsets[1] // 8, [offsets[2] // 8 + i for i in range(ndim)],
@@ -146,9 +146,13 @@ def expand_callback(dim, expanded, x_, out_, user_data_):
 
 def _cfunc(signature: str, func, cached: bool):
     """The C callback of ``func``; kept in PyTensor's numba cache folder when ``cached``."""
+    import warnings
+
     import numba
 
-    return numba.cfunc(signature, cache=cached)(func)
+    with warnings.catch_warnings():       # an inner graph numba cannot cache: compiled here, as nutpie does
+        warnings.filterwarnings("ignore", message=".*Cannot cache compiled function", category=numba.NumbaWarning)
+        return numba.cfunc(signature, cache=cached)(func)
 
 
 def _callback(template: str, name: str, inner, args: list[str], slots: dict, **sizes: int) -> tuple[object, bool]:

@@ -106,7 +106,7 @@ def sample(
             return_raw_trace=posterior_only,
         )
         if posterior_only:
-            idata = xr.DataTree.from_dict({"posterior": posterior_of_trace(idata, compiled)})
+            idata = xr.DataTree.from_dict({"posterior": posterior_of_trace(idata, compiled, config.draws)})
         if idata["posterior"].sizes.get("draw", 0) < config.draws:
             # nutpie catches Ctrl-C itself and returns the draws made so far: a short trace is an interrupt
             raise KeyboardInterrupt
@@ -130,34 +130,35 @@ def sample(
     return idata
 
 
-def posterior_of_trace(trace, compiled) -> xr.Dataset:
+def posterior_of_trace(trace, compiled, draws: int) -> xr.Dataset:
     """The posterior group of nutpie's raw (Arrow) trace, as nutpie's own conversion gives it: the
     draws after tuning, (chain, draw, *dims) per variable, without the unconstrained values. A chain
-    cut short (an interrupt) is padded with NaN to the longest."""
+    with fewer than ``draws`` of them was cut short: nutpie catches Ctrl-C itself and returns what it
+    has, so that raises KeyboardInterrupt."""
     import pyarrow as pa
 
-    draws, stats = trace.get_arrow_trace()
+    batches, stats = trace.get_arrow_trace()            # (it can be taken only once)
     kept = [~pa.array(s.column("tuning")).to_numpy(zero_copy_only=False).astype(bool) for s in stats]
-    n_draws = max(int(k.sum()) for k in kept)
+    if min(int(k.sum()) for k in kept) < draws:
+        raise KeyboardInterrupt
     skip = set(getattr(compiled, "reparameterized_names", None) or ())
     data, sizes = {}, {}
-    for field in draws[0].schema:
+    for field in batches[0].schema:
         if field.name in skip:
             continue
         meta = field.metadata or {}
         shape = tuple(int(n) for n in meta[b"shape"].decode().split(",")) if meta.get(b"shape") else ()
         dims = (meta[b"dims"].decode().split(",") if meta.get(b"dims")
                 else [f"{field.name}_dim_{i}" for i in range(len(shape))])
-        values = np.full((len(draws), n_draws, *shape), np.nan)
-        for chain, (batch, keep) in enumerate(zip(draws, kept)):
+        values = np.empty((len(batches), draws, *shape))
+        for chain, (batch, keep) in enumerate(zip(batches, kept)):
             column = pa.array(batch.column(field.name))
             flat = column.flatten() if hasattr(column, "flatten") else column
-            rows = flat.to_numpy(zero_copy_only=False).reshape((batch.num_rows, *shape))[keep]
-            values[chain, :len(rows)] = rows
+            values[chain] = flat.to_numpy(zero_copy_only=False).reshape((batch.num_rows, *shape))[keep][:draws]
         data[field.name] = (("chain", "draw", *dims), values)
         sizes.update(zip(dims, shape))
     known = compiled.coords or {}
-    coords = {"chain": np.arange(len(draws)), "draw": np.arange(n_draws)}
+    coords = {"chain": np.arange(len(batches)), "draw": np.arange(draws)}
     coords |= {d: known[d] if d in known else np.arange(n) for d, n in sizes.items()}
     return xr.Dataset(data, coords=coords)
 
