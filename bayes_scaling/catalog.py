@@ -156,8 +156,8 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
 
     A task compiles its kind once (seconds, most of a small fit; a graph compiled before on this
     machine loads its machine code from disk, ``inference.numba_cache``), so kinds in parallel
-    processes overlap their compiles, samplings and refits; each process samples its chains on cpu_count/workers cores. ``workers=1`` runs the tasks
-    here, one after another. Results are those of the sequential path: each chain's seed is its own.
+    processes overlap their compiles, samplings and refits; each process samples its chains on
+    cpu_count/workers cores. ``workers=1`` runs the tasks here, one after another. Results are those of the sequential path: each chain's seed is its own.
     ``cache`` (a folder, opt-in): a kind's finished task is kept there (``inference.cache``) and
     loaded instead of redone when everything that decides it is the same.
     """
@@ -219,9 +219,8 @@ def _kind_task(name, quantities, best, config, options, runs, run_options, sourc
 
     store = ResultCache(cache)
     run_level = kinds()[name].level == "runs"
-    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities], replace(config, cores=1).as_dict(),
-                 options,
-                 replace(run_options, progress=False), scoring,
+    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities],
+                 replace(config, cores=1).as_dict(), options, replace(run_options, progress=False), scoring,
                  _table_bytes(runs) if run_level else b"")
     hit = store.get(key)
     if hit is not None:

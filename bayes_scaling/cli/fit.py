@@ -215,7 +215,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
             for run_fit in fitted.run_level.values():
                 write_figures(run_fit, stage / "plots")
-            jobs += optimum_figures.figure_jobs(stage / "plots", fits, best, targets, ci_prob=ci_prob, main=recommended)
+            jobs += optimum_figures.figure_jobs(stage / "plots", fits, best, targets, ci_prob=ci_prob,
+                                                main=recommended)
         run_jobs(jobs, args.workers)
 
     from bayes_scaling.report import text

@@ -74,10 +74,11 @@ def compile_pymc_model(model):
 
     logp_args = [shared_keys[v] for v in logp_pt.get_shared()]
     expand_args = [shared_keys[v] for v in expand_pt.get_shared()]
+    n_words = user_data.dtype.itemsize // 8
     logp_c = _cfunc(LOGP_SIGNATURE, *_callback(_LOGP_SRC, "logp_callback", logp_pt.vm.jit_fn, logp_args, slots,
-                                               n_dim=n_dim))
+                                               n_words=n_words, n_dim=n_dim))
     expand_c = _cfunc(EXPAND_SIGNATURE, *_callback(_EXPAND_SRC, "expand_callback", expand_pt.vm.jit_fn, expand_args,
-                                                   slots, n_dim=n_dim, n_expanded=n_expanded))
+                                                   slots, n_words=n_words, n_dim=n_dim, n_expanded=n_expanded))
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     return CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
@@ -164,14 +165,13 @@ def _callback(template: str, name: str, inner, args: list[str], slots: dict, **s
     from numba import carray
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 
-    n_words = 1 + max(max(d, s, *shape) for d, s, shape, _ in slots.values()) if slots else 1
     lines = []
     for i, key in enumerate(args):
         data, size, shape, dtype = slots[key]
         dims = "".join(f"np.intp(words[{w}]), " for w in shape)
         lines.append(f"        a{i} = carray(as_pointer(words[{data}]), (np.intp(words[{size}]),), np.{dtype})"
                      f".reshape(({dims}))")
-    src = template.format(n_words=n_words, unpack="\n".join(lines) or "        pass",
+    src = template.format(unpack="\n".join(lines) or "        pass",
                           args="".join(f", a{i}" for i in range(len(args))), **sizes)
     inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
     key = None

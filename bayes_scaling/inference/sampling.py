@@ -105,9 +105,9 @@ def sample(
             save_warmup=False,
             return_raw_trace=posterior_only,
         )
-        if posterior_only:
+        if posterior_only:                              # (which checks every chain for an interrupt)
             idata = xr.DataTree.from_dict({"posterior": posterior_of_trace(idata, compiled, config.draws)})
-        if idata["posterior"].sizes.get("draw", 0) < config.draws:
+        elif idata["posterior"].sizes.get("draw", 0) < config.draws:
             # nutpie catches Ctrl-C itself and returns the draws made so far: a short trace is an interrupt
             raise KeyboardInterrupt
     else:

@@ -52,6 +52,7 @@ class RunLevelKind(Protocol):
 
     def fit(self, runs: pd.DataFrame, config: SamplerConfig, options: RunOptions, *, source: str, cache: dict): ...
 
+
 #: ``--law-form`` that lets leave-one-N-out stacking pick the gp kind's law form per optimum.
 AUTO = "auto"
 #: Fast approximations of the surface posterior (``--approx``), labelled approximate wherever shown.
