@@ -20,8 +20,10 @@ from bayes_scaling.inputs.datasets import load_runs  # noqa: E402
 from bayes_scaling.inputs.runtable import best_runs  # noqa: E402
 import training.trainer  # noqa: E402
 import training.worker  # noqa: E402
+from training import pool  # noqa: E402
 from training import sweep  # noqa: E402
 from training.claims import is_stale, release, try_claim  # noqa: E402
+from training.events import log_event  # noqa: E402
 from training.plan import build_plan, load_spec, read_plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +297,27 @@ def test_unreadable_results_are_named_not_counted_and_retrained(tmp_path, capsys
     starts = [rid for e, rid in events(plan_dir) if e == "start"]
     assert sorted(starts) == sorted(ids + ids[:3])
     assert sweep.collect(plan_dir)["run_id"].tolist() == ids
+
+
+def test_a_dead_workers_run_is_named_after_a_live_worker_broke_its_lock(tmp_path, monkeypatch):
+    """The race CI met: the dead worker's stale lock is broken and re-claimed before the supervisor looks."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    monkeypatch.setattr(os, "getpid", lambda: dead)  # log_event and try_claim record the dead pid
+    log_event(tmp_path, "start", "r0")
+    log_event(tmp_path, "done:ok", "r0")
+    log_event(tmp_path, "start", "r1")
+    assert try_claim(tmp_path / "locks" / "r1.lock") is not None
+    monkeypatch.undo()
+    log_event(tmp_path, "start", "r2")  # another (live) worker's run
+    assert pool._requeue(tmp_path, dead, 600) == "r1"  # its lock, still there, is broken
+    assert not (tmp_path / "locks" / "r1.lock").exists()
+    taken = try_claim(tmp_path / "locks" / "r1.lock")  # the live worker takes it: only events.log tells now
+    assert taken is not None and pool._requeue(tmp_path, dead, 600) == "r1"
+    release(taken)
+    monkeypatch.setattr(os, "getpid", lambda: dead)
+    log_event(tmp_path, "failed", "r1")
+    assert pool._requeue(tmp_path, dead, 600) is None  # its last run ended: it held none
 
 
 def test_a_killed_worker_is_replaced_and_its_run_requeued(tmp_path):

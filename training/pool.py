@@ -3,8 +3,8 @@
 Each worker is a ``multiprocessing`` spawn-context Process running ``worker.drain``. The
 supervisor waits on their sentinels. A worker that ends with a non-zero exit code or by a
 signal has *died*: the supervisor reports it, breaks the lock of the run it held (its owner
-is a dead pid on this host, so ``claims.is_stale`` already calls it stale) so that run is
-pending again -- *requeued* -- and starts a replacement worker while claimable runs remain,
+is a dead pid on this host, so ``claims.is_stale`` already calls it stale, and a live worker
+may break it first; events.log then names the run) so that run is pending again -- *requeued* -- and starts a replacement worker while claimable runs remain,
 at most ``max_restarts`` times in all, so a worker that dies at every start cannot loop.
 The other workers go on. Workers start with SIGINT ignored, so a Ctrl-C reaches the
 supervisor alone: it terminates them, breaks their locks (the interrupted runs are pending
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bayes_scaling.errors import InputError
 from training.claims import DEFAULT_STALE_AFTER_S, clear_if_stale, read_owner
+from training.events import open_run
 
 #: Seconds between two looks at the workers (and two progress-bar updates).
 POLL_S = 0.5
@@ -136,11 +137,15 @@ def run_pool(plan_dir: Path, workers: int, drain_kwargs: dict, *, max_restarts: 
 
 
 def _requeue(plan_dir: Path, pid: int, stale_after: float) -> str | None:
-    """Break the lock a dead worker ``pid`` of this host held; the id of its run, None if it held none."""
+    """Break the lock a dead worker ``pid`` of this host held; the id of the run it was training, None if none.
+
+    A live worker may have found that lock stale and taken the run before we look, so the run is
+    read from events.log when no lock of ``pid`` is left.
+    """
     host = socket.gethostname()
     for lock in sorted((plan_dir / "locks").glob("*.lock")):
         owner = read_owner(lock)
         if owner is not None and owner.get("host") == host and owner.get("pid") == pid:
             clear_if_stale(lock, stale_after)
             return lock.stem
-    return None
+    return open_run(plan_dir, host, pid)

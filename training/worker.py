@@ -38,10 +38,10 @@ from bayes_scaling.io import write_json
 from training.artifacts import read_result, remove_stale_temps
 from training.claims import DEFAULT_STALE_AFTER_S, Claim, clear_if_stale, heartbeat, is_stale, release, try_claim
 from training.data import TokenData
+from training.events import log_event
 from training.plan import PlannedRun, read_plan
 from training.trainer import Runtime, train
 
-EVENTS_FILE = "events.log"
 #: The states of ``run_state``, in report order.
 STATES = ("finished", "running", "failed", "unreadable", "pending")
 ERROR_FILE = "error.json"
@@ -96,16 +96,6 @@ def _error_text(path: Path) -> str:
         return str(json.loads(path.read_text()).get("error", "?"))
     except (OSError, ValueError, AttributeError):
         return "error.json unreadable"
-
-
-def log_event(plan_dir: str | Path, event: str, run_id: str) -> None:
-    """Append ``time event run_id host pid`` to events.log in one write (O_APPEND: lines never interleave)."""
-    line = f"{time.time():.3f} {event} {run_id} {socket.gethostname()} {os.getpid()}\n".encode()
-    fd = os.open(Path(plan_dir) / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
 
 
 def drain(plan_dir: str | Path, *, runtime_overrides: dict | None = None, stale_after: float = DEFAULT_STALE_AFTER_S,
