@@ -119,3 +119,82 @@ def test_without_the_helpers_nutpies_own_compile_is_used(monkeypatch):
     assert len(compiled.shared_var_keys) == 2
     assert not any(key.startswith("s") and key[1:].isdigit() for key in compiled.shared_var_keys.values())
 
+
+
+LOADER = """
+import sys; sys.path.insert(0, {here!r})
+import numpy as np, nutpie, test_numba_cache as t
+from bayes_scaling.inference import numba_cache
+rng = np.random.default_rng(0); x = rng.normal(size=20)
+c = numba_cache.compile_pymc_model(t.model(1.0 + 0.5 * x + {shift!r}, x, a_scale={scale!r}))
+p = np.full(c.n_dim, 0.3)
+d = nutpie.sample(c, draws=50, tune=50, chains=1, cores=1, seed=5, progress_bar=False)
+print(c.logp_func is None, t.logp(c, p)[1], d["posterior"]["b"].values.sum())
+"""
+
+
+def loaded_in_a_new_process(scale: float, shift: float) -> tuple[bool, float, float]:
+    """Compile ``model`` in a new process: (loaded without compiling?, log-density at 0.3, sum of 50 draws of b)."""
+    out = subprocess.run([sys.executable, "-c", LOADER.format(here=str(Path(__file__).parent), scale=scale,
+                                                              shift=shift)],
+                         capture_output=True, text=True, check=True)
+    loaded, value, draws = out.stdout.split()[-3:]
+    return loaded == "True", float(value), float(draws)
+
+
+def test_a_compiled_graph_is_loaded_whole_in_a_new_process_with_its_own_data():
+    """The first compile of a graph stores it; a process compiling the same graph with other data rewrites
+    and compiles nothing, yet computes nutpie's log-density of its data and samples nutpie's draws."""
+    scale = float(np.random.default_rng().uniform(3.0, 9.0))   # a graph no earlier run has compiled
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    first = loaded_in_a_new_process(scale, shift=0.0)
+    assert not first[0]
+    again = loaded_in_a_new_process(scale, shift=0.0)
+    assert again[0] and again[1:] == first[1:]
+    other_data = loaded_in_a_new_process(scale, shift=0.25)
+    theirs = nutpie.compile_pymc_model(model(1.0 + 0.5 * x + 0.25, x, a_scale=scale))
+    draws = nutpie.sample(theirs, draws=50, tune=50, chains=1, cores=1, seed=5, progress_bar=False)
+    assert other_data[0]
+    assert other_data[1] == pytest.approx(logp(theirs, np.full(theirs.n_dim, 0.3))[1], rel=1e-12)
+    assert other_data[1] != pytest.approx(first[1])
+    assert other_data[2] == pytest.approx(draws["posterior"]["b"].values.sum(), rel=1e-12)
+
+
+def test_the_model_key_follows_the_graph_and_not_the_data():
+    from nutpie.compile_pymc import _compute_shapes
+
+    def key(m: pm.Model) -> str | None:
+        return numba_cache.model_key(m, [m.logp(), *m.unobserved_value_vars], _compute_shapes(m))
+
+    x = np.arange(6.0)
+    base = key(model(x, x))
+    assert base is not None and key(model(x + 1.0, x)) == base          # new data: the same compiled graph
+    assert key(model(x, x, a_scale=3.0)) != base                         # another prior constant
+    assert key(model(x[:4], x[:4])) == base                              # data sizes are read at run time
+    with pm.Model() as wider:                                            # another shape of a free variable
+        table = pm.Data("table", np.stack([x, x]))
+        weight = pm.Data("weight", 1.5)
+        a, b = pm.Normal("a", 0, 2.0), pm.Normal("b", 0, 2, shape=2)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("obs", weight * (a + b[0] * table[0]), sigma, observed=table[1])
+    assert key(wider) != base
+
+
+def test_a_record_whose_machine_code_is_gone_is_compiled_again():
+    """A record pointing at callbacks numba's cache does not hold (cleared, another numba): compiled afresh,
+    and the record is written again."""
+    import json
+
+    from nutpie.compile_pymc import _compute_shapes
+
+    m = model(np.ones(5), np.arange(5.0), a_scale=float(np.random.default_rng().uniform(3.0, 9.0)))
+    numba_cache.compile_pymc_model(m)                                    # stores the record
+    outputs = [m.logp(), *m.unobserved_value_vars]
+    path = numba_cache._record_path(numba_cache.model_key(m, outputs, _compute_shapes(m)))
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(record | {"logp_key": "0" * 64}))
+    compiled = numba_cache.compile_pymc_model(m)
+    assert compiled.logp_func is not None and logp(compiled, np.zeros(compiled.n_dim))[0] == 0
+    assert json.loads(path.read_text()) == record
+    assert numba_cache.compile_pymc_model(m).logp_func is None
