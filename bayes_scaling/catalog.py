@@ -152,27 +152,34 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
                   runs: pd.DataFrame | None = None, run_options: RunOptions = RunOptions(), source: str = "<table>",
                   scoring: Scoring = Scoring(), workers: int = 1,
                   on_fit: Callable[[str, str, object], None] | None = None, cache: Path | None = None) -> Scored:
-    """Fit, score and judge every named kind — one kind per task, run by ``workers`` processes at once.
+    """Fit, score and judge every named kind, run by ``workers`` processes at once.
 
-    A task compiles its kind once (seconds, most of a small fit; a graph compiled before on this
-    machine loads its machine code from disk, ``inference.numba_cache``), so kinds in parallel
-    processes overlap their compiles, samplings and refits; each process samples its chains on
-    cpu_count/workers cores. ``workers=1`` runs the tasks here, one after another. Results are those of the sequential path: each chain's seed is its own.
-    ``cache`` (a folder, opt-in): a kind's finished task is kept there (``inference.cache``) and
+    A best-run kind's optima are separate tasks (a kind that ``couples`` them is one), so that the
+    costliest kind does not keep one process busy while the other idles; a run-level kind is one
+    task. Each task compiles its kind (a graph compiled before on this
+    machine, or by the other process, loads from disk in well under a second:
+    ``inference.numba_cache``); the first optimum's tasks go first, the costliest first within
+    them, so that two processes rarely compile one kind at once and the last task to finish is a
+    short one. Each process samples its chains on cpu_count/workers cores. ``workers=1`` runs
+    the same tasks here, one after another, with the same results: each chain's seed is its own.
+    ``cache`` (a folder, opt-in): a finished task is kept there (``inference.cache``) and
     loaded instead of redone when everything that decides it is the same.
     """
     import os
 
     known = kinds()
-    workers = max(1, min(workers, len(names)))
+    units = [(name, [q]) for name in names for q in quantities
+             if known[name].level == "best-runs" and not known[name].couples]
+    units += [(name, list(quantities)) for name in names if not any(u[0] == name for u in units)]
+    workers = max(1, min(workers, len(units)))
     if workers > 1:
         config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
-    # the costliest first, so that the last task to finish is a short one
-    order = sorted(names, key=lambda n: (known[n].level != "runs", -getattr(known[n], "main_priority", 0)))
-    tasks = [(name, quantities, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
-             for name in order]
+    units.sort(key=lambda u: (known[u[0]].level != "runs", quantities.index(u[1][0]),
+                              -getattr(known[u[0]], "main_priority", 0)))
+    tasks = [(name, qs, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
+             for name, qs in units]
     out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
-    label = "model kinds fitted and scored" if scoring.compared else "model kinds fitted"
+    label = "fits done and scored" if scoring.compared else "fits done"
     with steps(len(tasks), label) as tick:
         if workers == 1:
             results = (_kind_task(*task) for task in tasks)
@@ -188,11 +195,11 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
 
 
 def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
-    done = {}
+    done: dict[str, tuple[dict, object]] = {}
     for name, per_q, run_fit, sens in results:
-        done[name] = (per_q, run_fit)
+        done.setdefault(name, ({}, run_fit))[0].update(per_q)
         out.sensitivity += sens
-        tick(name)
+        tick(name if len(per_q) != 1 else f"{name}/{next(iter(per_q))}")
         if on_fit:
             for q, (fit, _) in per_q.items():
                 if run_fit is None:
@@ -210,7 +217,7 @@ def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
 
 
 def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None):
-    """One kind, every quantity: fit, and score and judge it where ``scoring`` asks (a pool task: its
+    """One kind on ``quantities``: fit, and score and judge it where ``scoring`` asks (a pool task: its
     own progress stays quiet, the caller's bar counts the tasks) — or its stored result from ``cache``."""
     if cache is None:
         return _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
