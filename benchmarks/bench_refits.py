@@ -3,8 +3,8 @@
     python benchmarks/bench_refits.py [--data blog-partII] [--cells 0,17,29]
 
 For each kind and held-out cell: log mean_s p(cell | θ_s^(−cell)) from refits of several sizes
-and their wall times (the compiled model is reused, as in the fit). The fit's refits use
-``optimum.spec.REFIT_CHAINS × REFIT_DRAWS`` (tune REFIT_TUNE); their elpd should agree with the
+(and target acceptances: a refit's elpd may not need the main fit's 0.99) and their wall times (the compiled model is reused, as in the fit). The fit's refits use
+``optimum.spec.REFIT_CHAINS × REFIT_DRAWS`` (tune REFIT_TUNE) at ``REFIT_TARGET_ACCEPT``; their elpd should agree with the
 reference within Monte-Carlo error (a few hundredths of a nat), far below an elpd's standard error.
 
 ``--reading``: instead, the seconds of one such refit (cell 0 held out) when its draws are read
@@ -21,16 +21,19 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from bayes_scaling.inference.config import SamplerConfig
+from bayes_scaling.inference.config import REFIT_TARGET_ACCEPT, SamplerConfig
 from bayes_scaling.inputs.datasets import load_runs
 from bayes_scaling.inputs.runtable import best_runs
 from bayes_scaling.optimum.compare import cell_loglik
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.optimum.spec import REFIT_CHAINS, REFIT_DRAWS, REFIT_TUNE
 
-SIZES = {"reference 4x2000 (tune 1000)": (4, 2000, 1000), "2x500 (tune 300)": (2, 500, 300),
-         f"{REFIT_CHAINS}x{REFIT_DRAWS} (tune {REFIT_TUNE}): the fit's": (REFIT_CHAINS, REFIT_DRAWS, REFIT_TUNE),
-         "1x300 (tune 150)": (1, 300, 150)}
+#: label: (chains, draws, tune, target acceptance; None: the model's own)
+SIZES = {"reference 4x2000 (tune 1000) at 0.99": (4, 2000, 1000, 0.99),
+         f"{REFIT_CHAINS}x{REFIT_DRAWS} (tune {REFIT_TUNE}) at 0.99": (REFIT_CHAINS, REFIT_DRAWS, REFIT_TUNE, 0.99),
+         f"{REFIT_CHAINS}x{REFIT_DRAWS} (tune {REFIT_TUNE}) at {REFIT_TARGET_ACCEPT}: the fit's":
+             (REFIT_CHAINS, REFIT_DRAWS, REFIT_TUNE, None),
+         f"1x300 (tune 150) at {REFIT_TARGET_ACCEPT}": (1, 300, 150, None)}
 
 
 def main() -> None:
@@ -53,8 +56,9 @@ def main() -> None:
         fit = base.fit(kind, data)
         for i in map(int, args.cells.split(",")):
             keep = np.arange(len(data.y)) != i
-            for label, (chains, draws, tune) in SIZES.items():
-                fitter = Fitter(SamplerConfig(chains=chains, draws=draws, tune=tune, cores=min(chains, 2)))
+            for label, (chains, draws, tune, accept) in SIZES.items():
+                fitter = Fitter(SamplerConfig(chains=chains, draws=draws, tune=tune, cores=min(chains, 2),
+                                              target_accept=accept))
                 fitter.cache = base.cache
                 t0 = time.perf_counter()
                 if label.startswith("reference"):
@@ -81,7 +85,7 @@ def reading(data, kinds: list[str], repeats: int) -> None:
     for kind in kinds:
         fitter = Fitter(SamplerConfig())
         fit = fitter.fit(kind, data)
-        config = replace(fitter.config.with_target_accept(0.99), chains=REFIT_CHAINS, draws=REFIT_DRAWS,
+        config = replace(fitter.config.with_target_accept(REFIT_TARGET_ACCEPT), chains=REFIT_CHAINS, draws=REFIT_DRAWS,
                          tune=REFIT_TUNE)
         train = data.subset(np.arange(len(data.y)) != 0)
         times = {True: [], False: []}

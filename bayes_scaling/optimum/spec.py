@@ -402,8 +402,11 @@ class OptimumSpec:
 
     def refit_posterior(self, data: QuantityData, centers: Centers, fitter: Fitter) -> xr.Dataset:
         """Posterior only, of a subset — for exact leave-out refits (one chain of REFIT_DRAWS suffices
-        for a held-out block's elpd; nutpie adapts these small models in far fewer than 300 steps)."""
-        config = fitter.config
+        for a held-out block's elpd; nutpie adapts these small models in far fewer than 300 steps; the
+        target acceptance, unless one was given, is ``REFIT_TARGET_ACCEPT``)."""
+        from bayes_scaling.inference.config import REFIT_TARGET_ACCEPT
+
+        config = fitter.config.with_target_accept(REFIT_TARGET_ACCEPT)
         config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
                          chains=REFIT_CHAINS)
         return self.sample(data, centers, fitter, config, posterior_only=True)["posterior"].to_dataset()
