@@ -3,8 +3,9 @@
     python benchmarks/bench_refits.py [--data blog-partII] [--cells 0,17,29]
 
 For each kind and held-out cell: log mean_s p(cell | θ_s^(−cell)) from refits of several sizes
-(and target acceptances: a refit's elpd may not need the main fit's 0.99) and their wall times (the compiled model is reused, as in the fit). The fit's refits use
-``optimum.spec.REFIT_CHAINS × REFIT_DRAWS`` (tune REFIT_TUNE) at ``REFIT_TARGET_ACCEPT``; their elpd should agree with the
+and target acceptances (a refit's elpd may not need the main fit's 0.99), and their wall times
+(the compiled model is reused, as in the fit). The fit's refits use ``optimum.spec.REFIT_CHAINS ×
+REFIT_DRAWS`` (tune REFIT_TUNE) at ``REFIT_TARGET_ACCEPT``; their elpd should agree with the
 reference within Monte-Carlo error (a few hundredths of a nat), far below an elpd's standard error.
 
 ``--reading``: instead, the seconds of one such refit (cell 0 held out) when its draws are read

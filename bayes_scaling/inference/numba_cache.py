@@ -16,8 +16,8 @@ writing the machine code out).
 
 The nutpie model object, its ``with_data`` and its sampler are nutpie's own
 (``CompiledPyMCModel``); only the two callbacks differ, and a model loaded from its record has no
-PyTensor functions (``logp_func``, ``expand_func`` are None: nutpie's sampler does not use them). nutpie's private helpers are used, so
-:func:`available` checks they are there and :func:`compile_pymc_model` otherwise falls back to
+PyTensor functions (``logp_func``, ``expand_func`` are None: nutpie's sampler does not use them).
+nutpie's private helpers are used, so :func:`available` checks they are there and :func:`compile_pymc_model` otherwise falls back to
 ``nutpie.compile_pymc_model``.
 """
 
