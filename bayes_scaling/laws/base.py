@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from bayes_scaling.inference.config import LAW_TARGET_ACCEPT
 from bayes_scaling.inference.diagnostics import Diagnostics
 from bayes_scaling.math.draws import quantiles
 from models.flops import six_n
@@ -57,6 +58,8 @@ class Law:
     has_loss: ClassVar[bool] = False
     has_optimal: ClassVar[bool] = False
     figures: ClassVar[tuple[str, ...]] = ()
+    #: NUTS target acceptance unless one is given (``inference.config.LAW_TARGET_ACCEPT``)
+    target_accept: ClassVar[float] = LAW_TARGET_ACCEPT
 
     table: pd.DataFrame
 
@@ -201,7 +204,7 @@ def fit_law(law: Law, config: SamplerConfig, *, log_likelihood: bool = True) -> 
 
     t0 = time.perf_counter()
     model = law.model()
-    idata = sample(model, config, log_likelihood=log_likelihood)
+    idata = sample(model, config.with_target_accept(law.target_accept), log_likelihood=log_likelihood)
     free = [rv.name for rv in model.free_RVs]
     return LawFit(law, idata, diagnose(idata, var_names=free), time.perf_counter() - t0)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayes_scaling.errors import InputError
+from bayes_scaling.inference.config import TARGET_ACCEPT
 from bayes_scaling.laws.base import Law, register
 from bayes_scaling.math.draws import stacked
 
@@ -75,6 +76,7 @@ class CriticalBatchLaw(Law):
     reference = KAPLAN_BCRIT_REFERENCE
     reference_source = "Kaplan et al. 2020, eq. 5.3"
     figures = ("critical_batch",)
+    target_accept = TARGET_ACCEPT   # measured on no bundled table: the cautious default
 
     @staticmethod
     def is_steps_table(data: str) -> bool:
