@@ -178,12 +178,18 @@ def _load_surface(args: argparse.Namespace):
 
 def _fit_both(table, best, optimum_model: str, config, options, workers: int, runs=None, law_form: str = "straight"):
     """The loss law and the two optimum laws (a run-level kind's from every run of ``runs``) — in two
-    processes at once when ``workers`` allows."""
+    processes at once when ``workers`` allows. Each optimum's law is a task of its own, unless the
+    kind fits both at once (run-level, or ``couples``)."""
     import os
     from dataclasses import replace
 
-    tasks = {"loss law": (_fit_loss_law, (table,)),
-             "lr and batch-size laws": (_fit_optima, (best, optimum_model, options, runs, law_form))}
+    kind = catalog.kinds()[optimum_model]
+    apart = kind.level == "best-runs" and not kind.couples
+    groups = {"lr law": ["lr"], "batch-size law": ["batch_size"]} if apart else {
+        "lr and batch-size laws": ["lr", "batch_size"]}
+    tasks = {name: (_fit_optima, (best, optimum_model, options, runs, law_form, qs))
+             for name, qs in groups.items()}
+    tasks["loss law"] = (_fit_loss_law, (table,))
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:
@@ -200,7 +206,8 @@ def _fit_both(table, best, optimum_model: str, config, options, workers: int, ru
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     tick(futures[future])
-    return results["loss law"], results["lr and batch-size laws"]
+    optimum = {q: f for name in groups for q, f in results[name].items()}
+    return results["loss law"], optimum
 
 
 def _fit_loss_law(table, config):
@@ -210,13 +217,13 @@ def _fit_loss_law(table, config):
     return fit_law(ParametricLaw(table), config, log_likelihood=False)
 
 
-def _fit_optima(best, kind: str, options, runs, law_form, config):
+def _fit_optima(best, kind: str, options, runs, law_form, quantities: list[str], config):
     from bayes_scaling.optimum.fit import Fitter
 
     fitter = Fitter(config, options=options)
-    fitted = catalog.fit_all([kind], ["lr", "batch_size"], best, fitter, runs=runs, source=best.source,
+    fitted = catalog.fit_all([kind], quantities, best, fitter, runs=runs, source=best.source,
                              options=catalog.RunOptions(law_form=law_form))
-    return {q: fitted.fits[q][kind] for q in ("lr", "batch_size")}
+    return {q: fitted.fits[q][kind] for q in quantities}
 
 
 def main(argv: list[str] | None = None) -> int:
