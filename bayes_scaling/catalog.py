@@ -156,12 +156,12 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
 
     A best-run kind's optima are separate tasks (a kind that ``couples`` them is one), so that the
     costliest kind does not keep one process busy while the other idles; a run-level kind is one
-    task. Each task compiles its kind (a graph compiled before on this
-    machine, or by the other process, loads from disk in well under a second:
-    ``inference.numba_cache``); the first optimum's tasks go first, the costliest first within
-    them, so that two processes rarely compile one kind at once and the last task to finish is a
-    short one. Each process samples its chains on cpu_count/workers cores. ``workers=1`` runs
-    the same tasks here, one after another, with the same results: each chain's seed is its own.
+    task. Each task compiles its kind (a graph compiled before on this machine, or by the other
+    process, loads from disk in well under a second: ``inference.numba_cache``); the first
+    optimum's tasks go first, the costliest first within them, so that two processes rarely
+    compile one kind at once and the last task to finish is a short one. Each process samples its
+    chains on cpu_count/workers cores. ``workers=1`` runs the same tasks here, one after another,
+    with the same results: each chain's seed is its own.
     ``cache`` (a folder, opt-in): a finished task is kept there (``inference.cache``) and
     loaded instead of redone when everything that decides it is the same.
     """

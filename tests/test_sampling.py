@@ -76,3 +76,24 @@ def test_a_raw_trace_with_a_chain_cut_short_is_an_interrupt():
         posterior_of_trace(trace, compiled, 31)
     trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
     assert posterior_of_trace(trace, compiled, 30)["a"].shape == (2, 30)
+
+
+def test_a_converted_trace_with_a_chain_cut_short_is_an_interrupt():
+    """nutpie's own conversion (the main fits') pads a chain cut short by Ctrl-C with NaN up to the
+    longest: the shorter chain is found, whichever chain it is."""
+    import nutpie
+    from nutpie.sample import _arrow_to_arviz
+
+    from bayes_scaling.inference.sampling import cut_short
+
+    with pm.Model() as m:
+        pm.Normal("a", 0, 1)
+    compiled = numba_cache.compile_pymc_model(m)
+    for short in (0, 1):
+        trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False,
+                              return_raw_trace=True)
+        batches, stats = trace.get_arrow_trace()
+        whole = _arrow_to_arviz(batches, stats)
+        assert not cut_short(whole, 30) and cut_short(whole, 31)
+        batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
+        assert cut_short(_arrow_to_arviz(batches, stats), 30)

@@ -187,9 +187,11 @@ def _fit_both(table, best, optimum_model: str, config, options, workers: int, ru
     apart = kind.level == "best-runs" and not kind.couples
     groups = {"lr law": ["lr"], "batch-size law": ["batch_size"]} if apart else {
         "lr and batch-size laws": ["lr", "batch_size"]}
-    tasks = {name: (_fit_optima, (best, optimum_model, options, runs, law_form, qs))
-             for name, qs in groups.items()}
-    tasks["loss law"] = (_fit_loss_law, (table,))
+    optima = {name: (_fit_optima, (best, optimum_model, options, runs, law_form, qs))
+              for name, qs in groups.items()}
+    # the loss law second: two processes compiling one kind at once would compile it twice on a cold
+    # cache, while the batch-size law, started third, loads the lr law's compiled model
+    tasks = dict(list(optima.items())[:1]) | {"loss law": (_fit_loss_law, (table,))} | optima
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:

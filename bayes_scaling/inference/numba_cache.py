@@ -17,8 +17,8 @@ writing the machine code out).
 The nutpie model object, its ``with_data`` and its sampler are nutpie's own
 (``CompiledPyMCModel``); only the two callbacks differ, and a model loaded from its record has no
 PyTensor functions (``logp_func``, ``expand_func`` are None: nutpie's sampler does not use them).
-nutpie's private helpers are used, so :func:`available` checks they are there and :func:`compile_pymc_model` otherwise falls back to
-``nutpie.compile_pymc_model``.
+nutpie's private helpers are used, so :func:`available` checks they are there and
+:func:`compile_pymc_model` otherwise falls back to ``nutpie.compile_pymc_model``.
 """
 
 from __future__ import annotations
@@ -54,16 +54,14 @@ def available() -> bool:
 
 def compile_pymc_model(model):
     """``nutpie.compile_pymc_model(model)`` (numba backend, defaults), its callbacks cached on disk, and
-    the whole compile skipped when a model with the same graph was compiled before (:func:`model_key`).
-
-    ``outputs`` below are what nutpie compiles: the log-density and the variables a draw expands to."""
+    the whole compile skipped when a model with the same graph was compiled before (:func:`model_key`)."""
     import nutpie
 
     if not available():
         return nutpie.compile_pymc_model(model)
     from nutpie.compile_pymc import _compute_shapes
 
-    outputs = [model.logp(), *model.unobserved_value_vars]
+    outputs = [model.logp(), *model.unobserved_value_vars]   # what nutpie compiles: log-density, expansion
     key = model_key(model, outputs, _compute_shapes(model))
     compiled = _load(model, outputs, key) if key is not None else None
     return compiled if compiled is not None else _compile(model, key)

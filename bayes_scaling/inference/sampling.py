@@ -107,7 +107,7 @@ def sample(
         )
         if posterior_only:                              # (which checks every chain for an interrupt)
             idata = xr.DataTree.from_dict({"posterior": posterior_of_trace(idata, compiled, config.draws)})
-        elif idata["posterior"].sizes.get("draw", 0) < config.draws:
+        elif cut_short(idata, config.draws):
             # nutpie catches Ctrl-C itself and returns the draws made so far: a short trace is an interrupt
             raise KeyboardInterrupt
     else:
@@ -128,6 +128,15 @@ def sample(
         with _quiet():
             idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
     return idata
+
+
+def cut_short(tree: xr.DataTree, draws: int) -> bool:
+    """Whether any chain of nutpie's converted trace holds fewer than ``draws`` draws: the longest
+    sets the length and nutpie pads the others with NaN, as in the step size it records per draw."""
+    if tree["posterior"].sizes.get("draw", 0) < draws:
+        return True
+    stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
+    return stats is not None and "step_size" in stats and bool(np.isnan(stats["step_size"].values).any())
 
 
 def posterior_of_trace(trace, compiled, draws: int) -> xr.Dataset:
