@@ -157,7 +157,7 @@ def test_fit_cli_writes_the_cell_estimates_and_laws_that_reload(tmp_path, repo_r
     assert res.returncode == 0, res.stderr[-2000:]
     gp_lines = [line for line in res.stdout.splitlines() if line.strip().startswith("gp ") and "90% [" in line]
     assert len(gp_lines) == 2 and all(line.endswith("smooth optimum") for line in gp_lines)   # both optima labelled
-    assert "kinds fitted and scored" not in res.stderr and "kinds fitted" in res.stderr       # gp alone is not compared
+    assert "fits done and scored" not in res.stderr and "fits done" in res.stderr           # gp alone is not compared
     cells = pd.read_csv(out / "gp_cells.csv")
     assert len(cells) == 6 and {"se_log_lr", "lr_median", "lr_lo", "lr_hi", "B_median", "best_B", "ci_prob",
                                 "noise_at_bound"} <= set(cells.columns)

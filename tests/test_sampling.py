@@ -40,6 +40,37 @@ def test_the_surface_and_the_optimum_laws_sample_at_their_own_target_acceptance(
     assert seen == [TARGET_ACCEPT, SURFACE_TARGET_ACCEPT, 0.7]
 
 
+def test_each_law_of_the_optima_samples_at_its_kinds_target_acceptance(monkeypatch):
+    """Left unset, the pooled and quantized laws sample at FLAT_LAW_TARGET_ACCEPT, the hierarchical
+    one at TARGET_ACCEPT, and a leave-out refit at REFIT_TARGET_ACCEPT; a value given reaches all."""
+    from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT, REFIT_TARGET_ACCEPT
+    from bayes_scaling.inputs.datasets import load_runs
+    from bayes_scaling.inputs.runtable import best_runs
+    from bayes_scaling.optimum.fit import Fitter
+    from bayes_scaling.optimum.spec import Centers, OptimumSpec
+
+    seen = []
+
+    def fake(self, data, centers, fitter, config, posterior_only=False):
+        seen.append((self.name, posterior_only, config.target_accept))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(OptimumSpec, "sample", fake)
+    loaded = load_runs("blog-partII")
+    data = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid,
+                     batch_grid=loaded.batch_grid).quantity("lr")
+    for given in (None, 0.7):
+        fitter = Fitter(SamplerConfig(target_accept=given))
+        for kind in ("pooled", "quantized", "hierarchical"):
+            for call in (lambda: fitter.fit(kind, data), lambda: fitter.refit_posterior(kind, data, Centers.of(data))):
+                with pytest.raises(RuntimeError, match="stop"):
+                    call()
+    own = {"pooled": FLAT_LAW_TARGET_ACCEPT, "quantized": FLAT_LAW_TARGET_ACCEPT, "hierarchical": TARGET_ACCEPT}
+    assert seen == [(k, refit, REFIT_TARGET_ACCEPT if refit else own[k]) for k in own for refit in (False, True)] + [
+        (k, refit, 0.7) for k in own for refit in (False, True)]
+    assert FLAT_LAW_TARGET_ACCEPT < TARGET_ACCEPT
+
+
 def test_a_posterior_read_from_the_raw_trace_is_nutpies_posterior():
     """``sample(..., posterior_only=True)`` reads the draws from nutpie's raw trace itself: the same
     posterior as nutpie's own conversion (values, dims, coords), a vector parameter included."""

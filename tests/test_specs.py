@@ -152,8 +152,13 @@ def test_quantized_t_runs_through_fit_compare_plots_and_sbc(tmp_path, capsys):
     assert (out / "posterior" / "quantized-t_lr.nc").exists()
     reloaded = OptimumFit.from_netcdf(out / "posterior" / "quantized-t_lr.nc")
     assert reloaded.spec.name == "quantized-t" and reloaded.predict([4e9], [1e11])["median"].iloc[0] > 0
-    assert json.loads((out / "manifest.json").read_text())["models"] == ["ols", "quantized", "quantized-t"]
-    assert (out / "plots" / "ppc_quantized-t_lr.png").exists()       # the main fit: highest priority fitted
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"] == ["ols", "quantized", "quantized-t"]
+    # the figures show the recommended kind; for a stack, the Bayesian kind of highest priority
+    shown = {"stacked": "quantized-t", "ols": None}.get(manifest["recommended"]["lr"]["model"],
+                                                        manifest["recommended"]["lr"]["model"])
+    ppcs = sorted(p.name for p in (out / "plots").glob("ppc_*_lr.png"))
+    assert ppcs == ([f"ppc_{shown}_lr.png"] if shown else [])
     design = Design(N=np.array([1e8, 1e8, 4e8, 4e8]), D=np.array([2e9, 8e9, 2e9, 8e9]),
                     log_grid={"lr": np.log(2.0) * np.arange(-12, -5.9, 0.5), "batch_size": np.log(2.0) * np.arange(15, 22)},
                     min_loss=np.full(4, 3.0))

@@ -21,10 +21,18 @@ TARGET_ACCEPT = 0.99
 #: no divergence and the same exponents, 0.9 took 47 with one divergence
 #: (``benchmarks/bench_surface.py --target-accept``).
 SURFACE_TARGET_ACCEPT = 0.95
+#: The laws of the optima without a per-N hierarchy (pooled, quantized: ``OptimumSpec.target_accept``;
+#: the others keep TARGET_ACCEPT). On blog-partII's and steplaw-dense's best runs, both optima, two
+#: seeds each, 0.95 took 0.5-0.55x the leapfrog steps of 0.99 with no divergence, every check passed,
+#: and the prediction at (4e9, 1e11) within Monte-Carlo error of a 4 x 4000 reference; 0.9 had
+#: divergences (quantized B* on blog-partII), as had the hierarchical kind at 0.95
+#: (``benchmarks/bench_optimum_accept.py``).
+FLAT_LAW_TARGET_ACCEPT = 0.95
 #: Exact leave-out refits of the laws (one chain, ``optimum.spec.REFIT_DRAWS``): a held-out cell's
 #: elpd, not a posterior to judge. On blog-partII's quantized and hierarchical lr laws (10 held-out
-#: cells) their elpd was 0.009 nats from a 4 x 2000-draw reference on average at 0.9 and 0.016 at
-#: 0.99, in half the time (``benchmarks/bench_refits.py``).
+#: cells, two runs) their elpd was 0.009-0.013 nats from a 4 x 2000-draw reference on average at 0.9
+#: and 0.011-0.016 at 0.99, in under half the time (``benchmarks/bench_refits.py --cells
+#: 0,3,6,9,12,15,18,21,24,27``).
 REFIT_TARGET_ACCEPT = 0.9
 #: The loss laws L(N, D) (``laws``), each a handful of parameters: at 0.95 the bundled fits
 #: (chinchilla, kaplan, envelope on Chinchilla's points; isoflop on Porian's and Chinchilla's) take
@@ -73,7 +81,9 @@ class SamplerConfig:
         values each model then uses."""
         d = asdict(self)
         if self.target_accept is None:
-            d["target_accept"] = {"laws of the optima": TARGET_ACCEPT, "surface": SURFACE_TARGET_ACCEPT,
+            d["target_accept"] = {"laws of the optima": TARGET_ACCEPT,
+                                  "pooled and quantized laws of the optima": FLAT_LAW_TARGET_ACCEPT,
+                                  "surface": SURFACE_TARGET_ACCEPT,
                                   "leave-out refits of the laws": REFIT_TARGET_ACCEPT,
                                   "loss laws": LAW_TARGET_ACCEPT, "critical-batch law": TARGET_ACCEPT}
         return d

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from bayes_scaling.inference.config import TARGET_ACCEPT
 from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import Gamma, Normal, Prior
@@ -240,6 +241,8 @@ class OptimumSpec:
     main_priority: ClassVar[int] = 0
     #: the kind with one common slope that pooled-vs-per-N plots set this one against
     pooled_partner: ClassVar[str | None] = None
+    #: NUTS target acceptance of the main fit unless one is given (``inference.config``)
+    target_accept: ClassVar[float] = TARGET_ACCEPT
     #: scalar law parameters of trace plots
     trace_vars: ClassVar[tuple[str, ...]] = ("a", "b", "c", "sigma")
     #: what the kind's prediction interval is (predictions.csv's ``interval`` column)
@@ -391,7 +394,7 @@ class OptimumSpec:
 
         from bayes_scaling.inference.diagnostics import diagnose
 
-        idata = self.sample(data, centers, fitter, fitter.config)
+        idata = self.sample(data, centers, fitter, fitter.config.with_target_accept(self.target_accept))
         post = idata["posterior"].to_dataset()
         ll = self.log_likelihood(post, centers, data.n_levels, data)
         shape = (post.sizes["chain"], post.sizes["draw"], len(data.y))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayes_scaling.math.draws import stacked
+from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT
 from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
@@ -23,6 +24,7 @@ class Pooled(OptimumSpec):
     style = {"color": "tab:gray"}
     default = True
     main_priority = 10
+    target_accept = FLAT_LAW_TARGET_ACCEPT
 
     def build(self, data, centers, options=ModelOptions()):
         import pymc as pm

@@ -10,6 +10,7 @@ Normal(0, σ_sel) is the jitter of picking the best run on a noisy loss (a table
 
 from __future__ import annotations
 
+from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT
 from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
@@ -38,6 +39,7 @@ class Quantized(OptimumSpec):
     style = {"color": "tab:blue"}
     default = True
     main_priority = 20
+    target_accept = FLAT_LAW_TARGET_ACCEPT
 
     def build(self, data, centers, options=ModelOptions()):
         import pymc as pm
