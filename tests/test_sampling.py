@@ -3,6 +3,8 @@ refit's posterior read from nutpie's raw trace."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -18,9 +20,9 @@ def test_a_given_target_acceptance_wins_over_a_models_own():
         SamplerConfig(target_accept=1.2)
 
 
-def test_the_surface_and_the_optimum_laws_sample_at_their_own_target_acceptance(monkeypatch):
-    """Left unset, nutpie is asked for 0.99 by an optimum law's fit and for the surface's value by the
-    surface fitter; a value on the command line reaches both."""
+def test_the_sampler_and_the_surface_use_their_own_target_acceptance(monkeypatch):
+    """Left unset, nutpie is asked for TARGET_ACCEPT by ``sample`` (what a kind without its own value
+    gets) and for the surface's value by the surface fitter; a value on the command line reaches both."""
     import nutpie
 
     from bayes_scaling.inference.sampling import sample
@@ -71,6 +73,30 @@ def test_each_law_of_the_optima_samples_at_its_kinds_target_acceptance(monkeypat
     assert FLAT_LAW_TARGET_ACCEPT < TARGET_ACCEPT
 
 
+def test_each_loss_law_samples_at_its_own_target_acceptance(monkeypatch):
+    """Left unset, a loss law samples at LAW_TARGET_ACCEPT and the critical-batch law, measured on no
+    bundled table, at TARGET_ACCEPT; a value given reaches both."""
+    from bayes_scaling.inference import sampling
+    from bayes_scaling.inference.config import LAW_TARGET_ACCEPT
+    from bayes_scaling.laws.base import fit_law, registry
+
+    seen = []
+
+    def fake(model, config, **kwargs):
+        seen.append(config.target_accept)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(sampling, "sample", fake)
+    from test_loss_laws import simulate_steps
+
+    laws = [registry()["chinchilla"].from_data("chinchilla")[0], registry()["critical-batch"](simulate_steps())]
+    for given in (None, 0.7):
+        for law in laws:
+            with pytest.raises(RuntimeError, match="stop"):
+                fit_law(law, SamplerConfig(target_accept=given))
+    assert seen == [LAW_TARGET_ACCEPT, TARGET_ACCEPT, 0.7, 0.7] and LAW_TARGET_ACCEPT != TARGET_ACCEPT
+
+
 def test_a_posterior_read_from_the_raw_trace_is_nutpies_posterior():
     """``sample(..., posterior_only=True)`` reads the draws from nutpie's raw trace itself: the same
     posterior as nutpie's own conversion (values, dims, coords), a vector parameter included."""
@@ -105,6 +131,13 @@ def test_a_raw_trace_with_a_chain_cut_short_is_an_interrupt():
     trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
     with pytest.raises(KeyboardInterrupt):
         posterior_of_trace(trace, compiled, 31)
+    for short in (0, 1):                                 # one chain cut short, whichever: the others are whole
+        trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False,
+                              return_raw_trace=True)
+        batches, stats = trace.get_arrow_trace()
+        batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
+        with pytest.raises(KeyboardInterrupt):
+            posterior_of_trace(SimpleNamespace(get_arrow_trace=lambda b=batches, s=stats: (b, s)), compiled, 30)
     trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
     assert posterior_of_trace(trace, compiled, 30)["a"].shape == (2, 30)
 

@@ -71,27 +71,36 @@ def model_key(model, outputs: list, shapes: dict) -> str | None:
     """A key of everything the compiled model depends on but the data, read before PyTensor rewrites
     the graph (the rewrites are most of a warm compile): the log-density and the expanded variables
     as PyTensor prints them with their types, every constant's bytes, the free variables' shapes and
-    the library versions. None when PyTensor's numba cache is off."""
+    the library versions and the PyTensor settings that change the rewrites or the machine code. None
+    when PyTensor's numba cache is off, or when the graph holds an op with an inner graph (Scan,
+    OpFromGraph), whose constants the printed graph shortens: such a model is always compiled."""
     import nutpie
     import numba
     import pymc
     import pytensor
     from pytensor.graph.basic import Constant
+    from pytensor.graph.op import HasInnerGraph
     from pytensor.graph.traversal import ancestors
 
-    if not pytensor.config.numba__cache:
+    config = pytensor.config
+    if not config.numba__cache:
+        return None
+    variables = list(ancestors(outputs))
+    if any(var.owner is not None and isinstance(var.owner.op, HasInnerGraph) for var in variables):
         return None
     digest = hashlib.sha256()
     for part in (WRAPPER_VERSION, nutpie.__version__, pymc.__version__, pytensor.__version__, numba.__version__,
-                 pytensor.config.floatX, str(model.check_bounds),
+                 config.floatX, str(model.check_bounds), config.optimizer, config.optimizer_including,
+                 config.optimizer_excluding, config.optimizer_requiring, str(config.numba__fastmath),
                  repr(sorted((name, [int(n) for n in shape]) for name, shape in shapes.items())),
                  repr([model.rvs_to_values[v].name for v in model.free_RVs]),
                  pytensor.dprint(outputs, file="str", print_type=True)):
         digest.update(part.encode() + b"\0")
-    for var in ancestors(outputs):
+    for var in variables:
         if isinstance(var, Constant):
             value = np.asarray(var.data)
-            digest.update(f"{value.dtype.str}{value.shape}".encode() + value.tobytes())
+            data = repr(value.tolist()).encode() if value.dtype == object else value.tobytes()
+            digest.update(f"{value.dtype.str}{value.shape}".encode() + data)
     return digest.hexdigest()
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayes_scaling.math.draws import stacked
 from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT
+from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
