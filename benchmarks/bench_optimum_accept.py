@@ -1,10 +1,10 @@
-"""What the laws of the optima lose and gain at a lower NUTS target acceptance than their 0.99.
+"""What the laws of the optima lose and gain at a lower NUTS target acceptance, or fewer tuning steps.
 
     python benchmarks/bench_optimum_accept.py [--data blog-partII] [--models pooled,quantized,hierarchical]
-        [--target-accept 0.8,0.9,0.95,0.99] [--seeds 2]
+        [--target-accept 0.8,0.9,0.95,0.99] [--tune 1000] [--seeds 2]
 
-For each kind and optimum: a reference posterior (4 × 4000 draws at 0.99), then the CLI's sampler
-settings (4 × 1000 draws) at each target acceptance and seed. Per row: wall seconds (the compile is
+For each kind and optimum: a reference posterior (4 × 4000 draws at 0.99), then 4 × 1000 draws (the
+CLI's) at each target acceptance (0: the kind's own), number of tuning steps and seed. Per row: wall seconds (the compile is
 paid once before, unmeasured), mean leapfrog steps per draw, divergences, the diagnostics' verdict,
 and the prediction at the extrapolation target (N, D) = (4e9, 1e11) against the reference's: the
 shift of the median of log q* in units of the reference's posterior sd, and the ratio of the 90 %
@@ -38,12 +38,14 @@ def main() -> None:
     ap.add_argument("--data", default="blog-partII")
     ap.add_argument("--models", default="pooled,quantized,hierarchical")
     ap.add_argument("--target-accept", default="0.8,0.9,0.95,0.99")
+    ap.add_argument("--tune", default="1000", help="comma-separated numbers of tuning steps")
     ap.add_argument("--seeds", type=int, default=2)
     args = ap.parse_args()
     loaded = load_runs(args.data)
     best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
-    accepts = [float(a) for a in args.target_accept.split(",")]
-    print(f"{'kind':<14}{'optimum':<12}{'accept':>7}{'seed':>5}{'wall s':>8}{'steps':>7}{'div':>5}"
+    accepts = [float(a) or None for a in args.target_accept.split(",")]
+    tunes = [int(t) for t in args.tune.split(",")]
+    print(f"{'kind':<14}{'optimum':<12}{'accept':>7}{'tune':>6}{'seed':>5}{'wall s':>8}{'steps':>7}{'div':>5}"
           f"{'Δmedian/sd':>12}{'width ratio':>12}  diagnostics")
     for kind in args.models.split(","):
         for q in ("lr", "batch_size"):
@@ -53,20 +55,22 @@ def main() -> None:
             fitter.config = SamplerConfig(draws=4000, tune=1000, target_accept=0.99)
             ref = fitter.fit(kind, data)
             ref_med, ref_width, ref_sd = summary(ref)
-            print(f"{kind:<14}{q:<12}{'ref':>7}{'':>5}{ref.wall_s:>8.1f}"
+            print(f"{kind:<14}{q:<12}{'ref':>7}{1000:>6}{'':>5}{ref.wall_s:>8.1f}"
                   f"{float(ref.idata['sample_stats']['n_steps'].mean()):>7.1f}"
                   f"{int(ref.idata['sample_stats']['diverging'].sum()):>5}{'':>12}{'':>12}  "
                   f"{ref.diagnostics.describe()}", flush=True)
             for accept in accepts:
-                for seed in range(args.seeds):
-                    fitter.config = SamplerConfig(target_accept=accept, seed=seed + 1)
-                    fit = fitter.fit(kind, data)
-                    med, width, _ = summary(fit)
-                    stats = fit.idata["sample_stats"]
-                    print(f"{kind:<14}{q:<12}{accept:>7g}{seed + 1:>5}{fit.wall_s:>8.1f}"
-                          f"{float(stats['n_steps'].mean()):>7.1f}{int(stats['diverging'].sum()):>5}"
-                          f"{(med - ref_med) / ref_sd:>12.3f}{width / ref_width:>12.3f}  "
-                          f"{fit.diagnostics.describe()}", flush=True)
+                for tune in tunes:
+                    for seed in range(args.seeds):
+                        fitter.config = SamplerConfig(target_accept=accept, tune=tune, seed=seed + 1)
+                        fit = fitter.fit(kind, data)
+                        med, width, _ = summary(fit)
+                        stats = fit.idata["sample_stats"]
+                        shown = f"{accept:g}" if accept else "own"
+                        print(f"{kind:<14}{q:<12}{shown:>7}{tune:>6}{seed + 1:>5}{fit.wall_s:>8.1f}"
+                              f"{float(stats['n_steps'].mean()):>7.1f}{int(stats['diverging'].sum()):>5}"
+                              f"{(med - ref_med) / ref_sd:>12.3f}{width / ref_width:>12.3f}  "
+                              f"{fit.diagnostics.describe()}", flush=True)
 
 
 if __name__ == "__main__":

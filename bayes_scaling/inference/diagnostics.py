@@ -74,14 +74,14 @@ class Diagnostics:
 
 def diagnose(idata: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
     """Max R-hat, min bulk/tail ESS over all (or the named) posterior variables."""
-    import arviz as az
+    import arviz_stats as azs
 
     post = idata["posterior"].to_dataset()
     if var_names:
         post = post[var_names]
-    rhat = az.rhat(post)
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
+    rhat = azs.rhat(post)
+    ess_bulk = azs.ess(post, method="bulk")
+    ess_tail = azs.ess(post, method="tail")
     div = 0
     if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
         div = int(np.asarray(idata["sample_stats"]["diverging"]).sum())

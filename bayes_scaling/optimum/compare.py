@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
@@ -50,7 +50,7 @@ def loo_cells(fit: OptimumFit, data: QuantityData, fitter: Fitter | None = None,
     """Pointwise LOO elpd of the observed cells, with exact refits where Pareto k is high."""
     with warnings.catch_warnings():  # high Pareto k is handled (and reported) below
         warnings.simplefilter("ignore")
-        loo = az.loo(fit.idata, pointwise=True)
+        loo = azs.loo(fit.idata, pointwise=True)
     k = np.asarray(loo.pareto_k).ravel()
     log_w = loo.log_weights.transpose("chain", "draw", ...).values
     log_w = log_w.reshape(-1, log_w.shape[-1])            # (S, n), draws flattened
