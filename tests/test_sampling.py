@@ -161,3 +161,28 @@ def test_a_converted_trace_with_a_chain_cut_short_is_an_interrupt():
         assert not cut_short(whole, 30) and cut_short(whole, 31)
         batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
         assert cut_short(_arrow_to_arviz(batches, stats), 30)
+
+
+@pytest.mark.parametrize("kind", ["pooled", "quantized"])
+def test_a_kind_at_its_own_target_acceptance_predicts_what_it_does_at_0_99(kind):
+    """The pooled and quantized laws sample at FLAT_LAW_TARGET_ACCEPT, below 0.99: on blog-partII their
+    diagnostics pass and their prediction at (4e9, 1e11) — median and 90 % width of log q* — agrees with
+    a fit at 0.99 within Monte-Carlo error (4 x 1000 draws: a few hundredths of a posterior sd)."""
+    from bayes_scaling.inputs.datasets import load_runs
+    from bayes_scaling.inputs.runtable import best_runs
+    from bayes_scaling.optimum.fit import Fitter
+
+    loaded = load_runs("blog-partII")
+    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    for q in ("lr", "batch_size"):
+        data = best.quantity(q)
+        fits = {accept: Fitter(SamplerConfig(seed=7, target_accept=accept)).fit(kind, data)
+                for accept in (None, 0.99)}
+        draws = {a: f.log_draws([4e9], [1e11], noise=False)[:, 0] for a, f in fits.items()}
+        assert all(f.diagnostics.ok for f in fits.values())
+        assert float(fits[None].idata["sample_stats"]["n_steps"].mean()) < float(
+            fits[0.99].idata["sample_stats"]["n_steps"].mean())                   # the point of the lower target
+        sd = draws[0.99].std()
+        assert abs(np.median(draws[None]) - np.median(draws[0.99])) < 0.15 * sd
+        widths = {a: np.subtract(*np.quantile(d, [0.95, 0.05])) for a, d in draws.items()}
+        assert widths[None] / widths[0.99] == pytest.approx(1.0, abs=0.1)
