@@ -24,13 +24,12 @@ import numpy as np
 CHILD = """
 import time
 from bayes_scaling.inputs.datasets import load_runs
-from bayes_scaling.inputs.runtable import best_runs
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.spec import Centers, ModelOptions
 import nutpie
 from bayes_scaling.inference import numba_cache
 loaded = load_runs("blog-partII")
-data = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+data = loaded.best()
 q = data.quantity("lr")
 model = specs.get({kind!r}).build(q, Centers.of(q), ModelOptions())
 compile = numba_cache.compile_pymc_model if {ours} else nutpie.compile_pymc_model

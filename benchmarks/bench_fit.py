@@ -27,13 +27,12 @@ import pandas as pd
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.inputs.datasets import load_runs
 from bayes_scaling.optimum.spec import registry
-from bayes_scaling.inputs.runtable import best_runs
 from bayes_scaling.inference.config import SamplerConfig
 
 
 def time_models(dataset: str, sampler: str) -> list[dict]:
     loaded = load_runs(dataset)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     fitter = Fitter(SamplerConfig(sampler=sampler, target_accept=0.99))
     rows = []
     t0 = time.perf_counter()

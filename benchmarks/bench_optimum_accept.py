@@ -20,7 +20,6 @@ import numpy as np
 
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.datasets import load_runs
-from bayes_scaling.inputs.runtable import best_runs
 from bayes_scaling.optimum.fit import Fitter
 
 TARGET = (4e9, 1e11)
@@ -42,7 +41,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     args = ap.parse_args()
     loaded = load_runs(args.data)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     accepts = [float(a) or None for a in args.target_accept.split(",")]
     tunes = [int(t) for t in args.tune.split(",")]
     print(f"{'kind':<14}{'optimum':<12}{'accept':>7}{'tune':>6}{'seed':>5}{'wall s':>8}{'steps':>7}{'div':>5}"

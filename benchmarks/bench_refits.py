@@ -24,7 +24,6 @@ from scipy.special import logsumexp
 
 from bayes_scaling.inference.config import REFIT_TARGET_ACCEPT, SamplerConfig
 from bayes_scaling.inputs.datasets import load_runs
-from bayes_scaling.inputs.runtable import best_runs
 from bayes_scaling.optimum.compare import cell_loglik
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.optimum.spec import REFIT_CHAINS, REFIT_DRAWS, REFIT_TUNE
@@ -46,7 +45,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args()
     loaded = load_runs(args.data)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     data = best.quantity("lr")
     if args.reading:
         reading(data, args.models.split(","), args.repeats)

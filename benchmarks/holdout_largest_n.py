@@ -22,7 +22,7 @@ import pandas as pd
 from bayes_scaling.optimum.fit import Fitter
 from bayes_scaling.optimum.spec import registry
 from bayes_scaling.inputs.datasets import load_runs
-from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, best_runs
+from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns
 from bayes_scaling.inference.config import SamplerConfig
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write the per-cell table here (CSV)")
     args = p.parse_args()
     loaded = load_runs(args.data)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     table = holdout_largest_n(best, SamplerConfig(draws=args.draws, tune=args.tune, seed=args.seed, target_accept=0.99))
     pd.set_option("display.width", 200)
     print(f"{args.data}: held out N = {best.frame['N'].max():.3g} ({(best.frame['N'] == best.frame['N'].max()).sum()} cells)")

@@ -25,7 +25,7 @@ import pandas as pd
 from bayes_scaling.inference.config import SamplerConfig
 from bayes_scaling.inputs.datasets import load_runs
 from bayes_scaling.inputs.loss_tables import load_chinchilla
-from bayes_scaling.inputs.runtable import QUANTITIES, best_runs
+from bayes_scaling.inputs.runtable import QUANTITIES
 from bayes_scaling.io import write_csv
 from bayes_scaling.laws.base import fit_law
 from bayes_scaling.laws.chinchilla import ParametricLaw
@@ -47,7 +47,7 @@ def plan_target(config: SamplerConfig) -> tuple[float, float]:
 
 def study(data: str, models: list[str], config: SamplerConfig, targets: list[tuple[float, float]]):
     loaded = load_runs(data)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     fitter = Fitter(config)
     rows, held = [], []
     for q in QUANTITIES:

@@ -22,7 +22,6 @@ from bayes_scaling.optimum.fit import OptimumFit
 from bayes_scaling.optimum.specs.ols import fit_ols
 from bayes_scaling.inputs.datasets import DATASETS, load_runs
 from bayes_scaling.fit import main
-from bayes_scaling.inputs.runtable import best_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -288,7 +287,7 @@ def test_posteriors_reload_and_reproduce_predictions(cli_run):
 
 def test_ols_point_matches_published_blog_numbers():
     loaded = load_runs("blog-partII")
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     for q, published in (("lr", 7.7325e-4), ("batch_size", 659_862)):
         ols = fit_ols(best.quantity(q), n_boot=10)
         point, _ = ols.predict_log(np.log([4e9]), np.log([1e11]))

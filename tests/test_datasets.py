@@ -10,11 +10,11 @@ import pytest
 
 from bayes_scaling.inputs.datasets import DATASETS, STEPLAW_SEQ_LEN, load_runs
 from bayes_scaling.errors import InputError
-from bayes_scaling.inputs.runtable import REQUIRED, best_runs
+from bayes_scaling.inputs.runtable import REQUIRED
 
 
 def _best(loaded):
-    return best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    return loaded.best()
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

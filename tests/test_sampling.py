@@ -47,7 +47,6 @@ def test_each_law_of_the_optima_samples_at_its_kinds_target_acceptance(monkeypat
     one at TARGET_ACCEPT, and a leave-out refit at REFIT_TARGET_ACCEPT; a value given reaches all."""
     from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT, REFIT_TARGET_ACCEPT
     from bayes_scaling.inputs.datasets import load_runs
-    from bayes_scaling.inputs.runtable import best_runs
     from bayes_scaling.optimum.fit import Fitter
     from bayes_scaling.optimum.spec import Centers, OptimumSpec
 
@@ -58,9 +57,7 @@ def test_each_law_of_the_optima_samples_at_its_kinds_target_acceptance(monkeypat
         raise RuntimeError("stop")
 
     monkeypatch.setattr(OptimumSpec, "sample", fake)
-    loaded = load_runs("blog-partII")
-    data = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid,
-                     batch_grid=loaded.batch_grid).quantity("lr")
+    data = load_runs("blog-partII").best().quantity("lr")
     for given in (None, 0.7):
         fitter = Fitter(SamplerConfig(target_accept=given))
         for kind in ("pooled", "quantized", "hierarchical"):
@@ -169,11 +166,9 @@ def test_a_kind_at_its_own_target_acceptance_predicts_what_it_does_at_0_99(kind)
     diagnostics pass and their prediction at (4e9, 1e11) — median and 90 % width of log q* — agrees with
     a fit at 0.99 within Monte-Carlo error (4 x 1000 draws: a few hundredths of a posterior sd)."""
     from bayes_scaling.inputs.datasets import load_runs
-    from bayes_scaling.inputs.runtable import best_runs
     from bayes_scaling.optimum.fit import Fitter
 
-    loaded = load_runs("blog-partII")
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = load_runs("blog-partII").best()
     for q in ("lr", "batch_size"):
         data = best.quantity(q)
         fits = {accept: Fitter(SamplerConfig(seed=7, target_accept=accept)).fit(kind, data)

@@ -102,14 +102,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     import numpy as np
 
-    from bayes_scaling.inputs.runtable import best_runs, check_design
+    from bayes_scaling.inputs.runtable import check_design
     from bayes_scaling.planning import advise as adv
 
     if SURFACE in models:                        # a best-runs-only table is refused before any work
         from bayes_scaling.surface.data import surface_data
 
         surface_data(loaded.runs, source=loaded.source)
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     check_design(best.frame, loaded.source)
     adv.check_targets(targets, best.frame)
     shape = adv.sweep_shape(loaded.runs, {"lr": loaded.lr_grid, "batch_size": loaded.batch_grid})

@@ -116,9 +116,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     planned = read_planned_runs(args.predict_runs) if args.predict_runs else None   # before any fitting
     loaded = common.load_run_table(args, data_name)
 
-    from bayes_scaling.inputs.runtable import QUANTITIES, best_runs, check_design
+    from bayes_scaling.inputs.runtable import QUANTITIES, check_design
 
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     check_design(best.frame, loaded.source)
     quantities = list(QUANTITIES) if args.quantity == "both" else [args.quantity]
     kinds = catalog.kinds()

@@ -90,11 +90,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     check_budgets(args.compute, table, args.max_N, source)
     loaded = common.load_run_table(args, args.data)  # fails before any fitting
 
-    from bayes_scaling.inputs.runtable import best_runs, check_design
+    from bayes_scaling.inputs.runtable import check_design
     from bayes_scaling.io import write_csv
     from bayes_scaling.surface.gp import law_choice
 
-    best = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+    best = loaded.best()
     check_design(best.frame, loaded.source)
     runs = None
     if kinds[args.optimum_model].level == "runs":           # a run-level kind fits every run: a full sweep

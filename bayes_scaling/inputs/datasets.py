@@ -19,6 +19,8 @@ from bayes_scaling.io import file_sha256, require_file
 if TYPE_CHECKING:  # pandas loads with the data, not with --help
     import pandas as pd
 
+    from bayes_scaling.inputs.runtable import BestRuns
+
 #: StepLaw counts batch size in sequences of this many tokens.
 STEPLAW_SEQ_LEN = 2048
 
@@ -93,6 +95,12 @@ class LoadedRuns:
     lr_grid: Grid | None
     batch_grid: Grid | None
     description: str
+
+    def best(self) -> BestRuns:
+        """The best run per (N, D) with its grid cells: ``runtable.best_runs`` of these runs and grids."""
+        from bayes_scaling.inputs.runtable import best_runs
+
+        return best_runs(self.runs, source=self.source, lr_grid=self.lr_grid, batch_grid=self.batch_grid)
 
 
 BATCH_UNITS = ("tokens", "sequences")

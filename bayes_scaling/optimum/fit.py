@@ -190,10 +190,10 @@ def fit_optimum(
     """Fit the law of each optimum on a bundled dataset name, a path, or a BestRuns table."""
     if isinstance(data, str):
         from bayes_scaling.inputs.datasets import load_runs
-        from bayes_scaling.inputs.runtable import best_runs, check_design
+        from bayes_scaling.inputs.runtable import check_design
 
         loaded = load_runs(data, lr_grid=lr_grid, batch_grid=batch_grid)
-        data = best_runs(loaded.runs, source=loaded.source, lr_grid=loaded.lr_grid, batch_grid=loaded.batch_grid)
+        data = loaded.best()
         check_design(data.frame, loaded.source)
     fitter = Fitter(config, options=options)
     return {q: fitter.fit(model, data.quantity(q)) for q in quantities}
