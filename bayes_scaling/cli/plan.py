@@ -191,7 +191,8 @@ def _fit_both(table, best, optimum_model: str, config, options, workers: int, ru
               for name, qs in groups.items()}
     # the loss law second: two processes compiling one kind at once would compile it twice on a cold
     # cache, while the batch-size law, started third, loads the lr law's compiled model
-    tasks = dict(list(optima.items())[:1]) | {"loss law": (_fit_loss_law, (table,))} | optima
+    first, *rest = optima.items()
+    tasks = dict([first, ("loss law", (_fit_loss_law, (table,))), *rest])
     results = {}
     with progress.steps(len(tasks), "laws fitted") as tick:
         if workers < 2:
