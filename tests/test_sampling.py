@@ -76,6 +76,7 @@ def test_each_loss_law_samples_at_its_own_target_acceptance(monkeypatch):
     from bayes_scaling.inference import sampling
     from bayes_scaling.inference.config import LAW_TARGET_ACCEPT
     from bayes_scaling.laws.base import fit_law, registry
+    from test_loss_laws import simulate_steps
 
     seen = []
 
@@ -84,8 +85,6 @@ def test_each_loss_law_samples_at_its_own_target_acceptance(monkeypatch):
         raise RuntimeError("stop")
 
     monkeypatch.setattr(sampling, "sample", fake)
-    from test_loss_laws import simulate_steps
-
     laws = [registry()["chinchilla"].from_data("chinchilla")[0], registry()["critical-batch"](simulate_steps())]
     for given in (None, 0.7):
         for law in laws:
@@ -116,33 +115,41 @@ def test_a_posterior_read_from_the_raw_trace_is_nutpies_posterior():
                                 theirs["posterior"].to_dataset().drop_attrs())
 
 
-def test_a_raw_trace_with_a_chain_cut_short_is_an_interrupt():
-    """nutpie answers Ctrl-C by returning what it has: a chain with fewer draws than asked for."""
+def arrow_trace(compiled, short: int | None = None) -> tuple[list, list]:
+    """nutpie's raw trace of 2 chains x (20 tuning + 30) draws as Arrow (draws, stats) per chain; chain
+    ``short`` cut to its first 45 rows, as Ctrl-C leaves it."""
     import nutpie
 
+    trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
+    batches, stats = trace.get_arrow_trace()
+    if short is not None:
+        batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
+    return batches, stats
+
+
+def test_a_raw_trace_with_a_chain_cut_short_is_an_interrupt():
+    """nutpie answers Ctrl-C by returning what it has: a chain with fewer draws than asked for."""
     from bayes_scaling.inference.sampling import posterior_of_trace
 
     with pm.Model() as m:
         pm.Normal("a", 0, 1)
     compiled = numba_cache.compile_pymc_model(m)
-    trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
+
+    def raw(short: int | None = None) -> SimpleNamespace:
+        cut = arrow_trace(compiled, short)
+        return SimpleNamespace(get_arrow_trace=lambda: cut)
+
     with pytest.raises(KeyboardInterrupt):
-        posterior_of_trace(trace, compiled, 31)
+        posterior_of_trace(raw(), compiled, 31)
     for short in (0, 1):                                 # one chain cut short, whichever: the others are whole
-        trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False,
-                              return_raw_trace=True)
-        batches, stats = trace.get_arrow_trace()
-        batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
         with pytest.raises(KeyboardInterrupt):
-            posterior_of_trace(SimpleNamespace(get_arrow_trace=lambda b=batches, s=stats: (b, s)), compiled, 30)
-    trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False, return_raw_trace=True)
-    assert posterior_of_trace(trace, compiled, 30)["a"].shape == (2, 30)
+            posterior_of_trace(raw(short), compiled, 30)
+    assert posterior_of_trace(raw(), compiled, 30)["a"].shape == (2, 30)
 
 
 def test_a_converted_trace_with_a_chain_cut_short_is_an_interrupt():
     """nutpie's own conversion (the main fits') pads a chain cut short by Ctrl-C with NaN up to the
     longest: the shorter chain is found, whichever chain it is."""
-    import nutpie
     from nutpie.sample import _arrow_to_arviz
 
     from bayes_scaling.inference.sampling import cut_short
@@ -150,14 +157,10 @@ def test_a_converted_trace_with_a_chain_cut_short_is_an_interrupt():
     with pm.Model() as m:
         pm.Normal("a", 0, 1)
     compiled = numba_cache.compile_pymc_model(m)
+    whole = _arrow_to_arviz(*arrow_trace(compiled))
+    assert not cut_short(whole, 30) and cut_short(whole, 31)
     for short in (0, 1):
-        trace = nutpie.sample(compiled, draws=30, tune=20, chains=2, cores=1, progress_bar=False,
-                              return_raw_trace=True)
-        batches, stats = trace.get_arrow_trace()
-        whole = _arrow_to_arviz(batches, stats)
-        assert not cut_short(whole, 30) and cut_short(whole, 31)
-        batches[short], stats[short] = batches[short].slice(0, 45), stats[short].slice(0, 45)
-        assert cut_short(_arrow_to_arviz(batches, stats), 30)
+        assert cut_short(_arrow_to_arviz(*arrow_trace(compiled, short)), 30)
 
 
 @pytest.mark.parametrize("kind", ["pooled", "quantized"])
