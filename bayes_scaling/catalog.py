@@ -188,6 +188,9 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        from bayes_scaling.inference.sampling import preload
+
+        preload(config)                       # once here, not once per forked worker
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_kind_task, *task) for task in tasks]
             _collect((f.result() for f in as_completed(futures)), out, names, on_fit, tick)

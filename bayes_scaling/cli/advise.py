@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from bayes_scaling.optimum.fit import Fitter
 
-    refit_config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_DRAWS),
+    refit_config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune or REFIT_DRAWS, REFIT_DRAWS),
                            chains=min(config.chains, REFIT_CHAINS))
     refittable = sum(p.refittable for p in preps)
     with progress.steps(args.max_refits * refittable, "exact refits of degenerate weights (at most)") as tick:

@@ -32,7 +32,8 @@ from importlib import metadata
 from pathlib import Path
 
 from bayes_scaling.errors import EXIT_STRICT, InputError
-from bayes_scaling.inference.config import MAX_REFITS, SAMPLERS, SURFACE_TARGET_ACCEPT, TARGET_ACCEPT, SamplerConfig
+from bayes_scaling.inference.config import (MAX_REFITS, PER_N_LAW_TUNE, SAMPLERS, SURFACE_TARGET_ACCEPT, TARGET_ACCEPT,
+                                            TUNE, SamplerConfig)
 from bayes_scaling.io import check_out_dir, staged_dir, write_json
 
 #: Packages whose versions every manifest records.
@@ -100,7 +101,8 @@ def sampler_options(p: argparse.ArgumentParser, *, refits: bool = False, refits_
     g = group(p, "sampler")
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler, help=f"NUTS implementation (default {d.sampler})")
     g.add_argument("--draws", type=int, default=d.draws, help=f"posterior draws per chain (default {d.draws})")
-    g.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
+    g.add_argument("--tune", type=int, default=None,
+                   help=f"tuning steps per chain (default: each model's own, {TUNE}; the hierarchical law {PER_N_LAW_TUNE})")
     g.add_argument("--chains", type=int, default=d.chains, help=f"chains (default {d.chains}; {d.cores} at a time)")
     g.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     g.add_argument("--target-accept", type=float, default=None,

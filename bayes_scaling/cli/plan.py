@@ -203,7 +203,10 @@ def _fit_both(table, best, optimum_model: str, config, options, workers: int, ru
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
+            from bayes_scaling.inference.sampling import preload
+
             config = replace(config, cores=max(1, (os.cpu_count() or 1) // 2))
+            preload(config)                   # once here, not once per forked worker
             with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = {pool.submit(fn, *fn_args, config): name for name, (fn, fn_args) in tasks.items()}
                 for future in as_completed(futures):

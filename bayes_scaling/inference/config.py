@@ -11,6 +11,16 @@ from dataclasses import asdict, dataclass, replace
 from bayes_scaling.errors import InputError
 
 SAMPLERS = ("nutpie", "pymc")
+#: NUTS tuning steps per chain, unless a model has its own (``OptimumSpec.tune``) or one is given.
+TUNE = 1000
+#: The hierarchical law of the optima (its per-N slopes): half the tuning. At 500 steps every fit of
+#: 20 (blog-partII and steplaw-dense, both optima, five seeds) passed every check with no divergence,
+#: its prediction at (4e9, 1e11) as close to a 4 x 4000 reference as at 1000 steps (median within
+#: 0.05 posterior sd, 90 % width within 5 %), in about 0.75x the time
+#: (``benchmarks/bench_optimum_accept.py --models hierarchical --target-accept 0 --tune 500,1000
+#: --seeds 5``). The pooled and quantized laws keep TUNE: quantized B* on blog-partII failed R-hat
+#: (1.010) at 500 in one of two seeds.
+PER_N_LAW_TUNE = 500
 #: Exact LOO refits per model kind for the points whose Pareto k is too high for PSIS.
 MAX_REFITS = 10
 #: The laws of the optima: small steps through the per-N funnel of the hierarchical models and the
@@ -46,11 +56,12 @@ LAW_TARGET_ACCEPT = 0.95
 class SamplerConfig:
     """How to run NUTS. ``cores`` is the number of chains run in parallel; ``target_accept`` None:
     each model's own (TARGET_ACCEPT, the surface model's SURFACE_TARGET_ACCEPT, the laws' leave-out
-    refits REFIT_TARGET_ACCEPT, a loss law its ``target_accept``)."""
+    refits REFIT_TARGET_ACCEPT, a loss law its ``target_accept``); ``tune`` None: each model's own
+    (TUNE, the hierarchical law PER_N_LAW_TUNE)."""
 
     sampler: str = "nutpie"
     draws: int = 1000
-    tune: int = 1000
+    tune: int | None = None
     chains: int = 4
     cores: int = 2
     seed: int = 0
@@ -61,6 +72,8 @@ class SamplerConfig:
             raise InputError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
         for name in ("draws", "tune", "chains", "cores"):
             value = getattr(self, name)
+            if name == "tune" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"--{name} {value!r}: must be an integer >= 1")
         if self.target_accept is not None and not 0.5 <= self.target_accept < 1:
@@ -76,10 +89,16 @@ class SamplerConfig:
         """This config, its target acceptance ``default`` unless one was given."""
         return self if self.target_accept is not None else replace(self, target_accept=default)
 
+    def with_tune(self, default: int) -> SamplerConfig:
+        """This config, its tuning steps ``default`` unless a number was given."""
+        return self if self.tune is not None else replace(self, tune=default)
+
     def as_dict(self) -> dict:
-        """The settings (manifests, resume stamps, cache keys); an unset target acceptance as the
-        values each model then uses."""
+        """The settings (manifests, resume stamps, cache keys); an unset target acceptance or number
+        of tuning steps as the values each model then uses."""
         d = asdict(self)
+        if self.tune is None:
+            d["tune"] = {"default": TUNE, "hierarchical law of the optima": PER_N_LAW_TUNE}
         if self.target_accept is None:
             d["target_accept"] = {"laws of the optima": TARGET_ACCEPT,
                                   "pooled and quantized laws of the optima": FLAT_LAW_TARGET_ACCEPT,

@@ -17,10 +17,17 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayes_scaling.inference.config import TARGET_ACCEPT, SamplerConfig
+from bayes_scaling.inference.config import TARGET_ACCEPT, TUNE, SamplerConfig
 
 #: How often (ms) nutpie reports a run's progress to ``sample(..., progress=label)``.
 PROGRESS_RATE_MS = 1000
+
+
+def preload(config: SamplerConfig) -> None:
+    """Import the sampler's modules now: processes forked after this share them instead of each
+    importing them (nutpie brings arviz, arviz_plots and matplotlib: about a second)."""
+    if config.sampler == "nutpie":
+        import nutpie  # noqa: F401
 
 
 def compile_model(model: pm.Model, config: SamplerConfig) -> object | None:
@@ -78,7 +85,7 @@ def sample(
     draws are then read from its raw trace, skipping the conversion of its sampler statistics:
     a refit takes 0.8–0.9 of the time, ``benchmarks/bench_refits.py --reading``).
     """
-    config = config.with_target_accept(TARGET_ACCEPT)
+    config = config.with_target_accept(TARGET_ACCEPT).with_tune(TUNE)
     if config.sampler == "nutpie":
         import nutpie
 

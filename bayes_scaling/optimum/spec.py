@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from bayes_scaling.inference.config import TARGET_ACCEPT
+from bayes_scaling.inference.config import TARGET_ACCEPT, TUNE
 from bayes_scaling.inputs.grids import SAME_SIZE_LOG_TOL, SELECTION_JITTER
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import Gamma, Normal, Prior
@@ -243,6 +243,8 @@ class OptimumSpec:
     pooled_partner: ClassVar[str | None] = None
     #: NUTS target acceptance of the main fit unless one is given (``inference.config``)
     target_accept: ClassVar[float] = TARGET_ACCEPT
+    #: NUTS tuning steps per chain of the main fit unless a number is given (``inference.config``)
+    tune: ClassVar[int] = TUNE
     #: scalar law parameters of trace plots
     trace_vars: ClassVar[tuple[str, ...]] = ("a", "b", "c", "sigma")
     #: what the kind's prediction interval is (predictions.csv's ``interval`` column)
@@ -394,7 +396,7 @@ class OptimumSpec:
 
         from bayes_scaling.inference.diagnostics import diagnose
 
-        idata = self.sample(data, centers, fitter, fitter.config.with_target_accept(self.target_accept))
+        idata = self.sample(data, centers, fitter, fitter.config.with_target_accept(self.target_accept).with_tune(self.tune))
         post = idata["posterior"].to_dataset()
         ll = self.log_likelihood(post, centers, data.n_levels, data)
         shape = (post.sizes["chain"], post.sizes["draw"], len(data.y))
@@ -410,7 +412,7 @@ class OptimumSpec:
         from bayes_scaling.inference.config import REFIT_TARGET_ACCEPT
 
         config = fitter.config.with_target_accept(REFIT_TARGET_ACCEPT)
-        config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune, REFIT_TUNE),
+        config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune or REFIT_TUNE, REFIT_TUNE),
                          chains=REFIT_CHAINS)
         return self.sample(data, centers, fitter, config, posterior_only=True)["posterior"].to_dataset()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayes_scaling.inference.config import PER_N_LAW_TUNE
 from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum.priors import LogNormal
 from bayes_scaling.optimum.spec import TAU_PRIOR_MEDIAN, TAU_PRIOR_SIGMA, ModelOptions, OptimumSpec, per_level, register
@@ -28,6 +29,7 @@ class Hierarchical(OptimumSpec):
     default = True
     main_priority = 30
     pooled_partner = "quantized"
+    tune = PER_N_LAW_TUNE
     trace_vars = ("a", "b", "c", "sigma", "tau_c", "tau_a")
 
     def build(self, data, centers, options=ModelOptions()):

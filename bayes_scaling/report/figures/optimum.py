@@ -16,7 +16,7 @@ import numpy as np
 from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, QuantityData
 from bayes_scaling.math.draws import quantiles, stacked
 from bayes_scaling.optimum.fit import OptimumFit
-from bayes_scaling.report.figures.save import engineering, save_figure
+from bayes_scaling.report.figures.save import engineering, fixed_margins, save_figure
 from bayes_scaling.report.jobs import run_jobs
 
 LABEL = {"lr": "optimal learning rate η*", "batch_size": "optimal batch size B* (tokens)"}
@@ -36,6 +36,7 @@ def plot_trace(fit: OptimumFit, path: str | Path) -> Path:
     post = fit.posterior
     names = [v for v in fit.spec.trace_vars if v in post]
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.6), squeeze=False)
+    fixed_margins(fig, left=0.7, right=0.15, top=0.75, bottom=0.5, wspace=0.9, hspace=0.5)
     for (ax_d, ax_t), name in zip(axes, names):
         values = post[name].transpose("chain", "draw").values
         for k, chain in enumerate(values):
@@ -50,9 +51,8 @@ def plot_trace(fit: OptimumFit, path: str | Path) -> Path:
     axes[-1, 0].set_xlabel("value", fontsize=8)
     axes[-1, 1].set_xlabel("draw", fontsize=8)
     diag = fit.diagnostics.describe() if fit.diagnostics else ""
-    fig.suptitle(f"{fit.model} · {fit.quantity}: trace\n{diag}", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    fig.suptitle(f"{fit.model} · {fit.quantity}: trace\n{diag}", fontsize=9, y=1 - 0.08 / fig.get_figheight())
+    return save_figure(fig, path, crop=False)
 
 
 def _interval_rows(ax, rows: list[tuple[str, np.ndarray]], ci_prob: float, color: str) -> None:
@@ -79,7 +79,7 @@ def plot_slopes_forest(fit: OptimumFit, path: str | Path, *, ci_prob: float = 0.
     ax.set_title(f"{fit.quantity}: slope on log D per model size ({fit.model})", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, crop=False)
 
 
 def _smooth_predictive(fit: OptimumFit, N: np.ndarray, D: np.ndarray, seed: int) -> np.ndarray:
@@ -217,7 +217,7 @@ def plot_pooled_vs_per_n(per_n: OptimumFit, pooled: OptimumFit, path: str | Path
     ax2.set_title(f"predictive at the target (dashed: {ci_prob:.0%} interval)", fontsize=9)
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, crop=False)
 
 
 def write_all(out_dir: str | Path, fits: dict[str, dict[str, OptimumFit]], best: BestRuns,
