@@ -190,7 +190,8 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
 
         from bayes_scaling.inference.sampling import preload
 
-        preload(config)                       # once here, not once per forked worker
+        if any(known[name].bayesian for name in names):
+            preload(config)                   # once here, not once per forked worker that samples
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_kind_task, *task) for task in tasks]
             _collect((f.result() for f in as_completed(futures)), out, names, on_fit, tick)

@@ -3,7 +3,7 @@
     python benchmarks/bench_fit.py [--datasets blog-partII,steplaw-dense] [--samplers nutpie,pymc] [--no-cli]
 
 Part 1 fits every model to both optima of each dataset's best runs with each sampler
-(4 chains x 1000 draws, 1000 tune) in one process and reports seconds and the ratio to
+(4 chains x 1000 draws; each kind's own tuning steps, 1000 or, hierarchical, 500) in one process and reports seconds and the ratio to
 the OLS 10,000-resample bootstrap timed in the same run. "first" includes compiling the
 model (nutpie: numba; PyMC: C); "second" is the other optimum, which reuses it.
 Part 2 times the default command ``python -m bayes_scaling.fit`` end to end as a user

@@ -8,6 +8,7 @@ like and which figures it gets come from its spec (``style``, ``main_priority``,
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,6 +20,8 @@ from bayes_scaling.optimum.fit import OptimumFit
 from bayes_scaling.report.figures.save import engineering, fixed_margins, save_figure
 from bayes_scaling.report.jobs import run_jobs
 
+#: Characters per line of a 10-inch figure's 9-point title.
+TITLE_CHARS = 110
 LABEL = {"lr": "optimal learning rate η*", "batch_size": "optimal batch size B* (tokens)"}
 SYMBOL = {"lr": "η*", "batch_size": "B*"}
 #: What each law parameter of a trace plot is, for its panel title.
@@ -35,8 +38,11 @@ def plot_trace(fit: OptimumFit, path: str | Path) -> Path:
     """Per law parameter: its marginal per chain (left) and the chains' traces (right), each panel titled."""
     post = fit.posterior
     names = [v for v in fit.spec.trace_vars if v in post]
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.6), squeeze=False)
-    fixed_margins(fig, left=0.7, right=0.15, top=0.75, bottom=0.5, wspace=0.9, hspace=0.5)
+    diag = textwrap.wrap(fit.diagnostics.describe(), TITLE_CHARS) if fit.diagnostics else []
+    title = [f"{fit.model} · {fit.quantity}: trace", *diag]           # a failed fit's checks may take two lines
+    header = 0.2 * len(title) + 0.35                                     # inches: the title, then the first panel's
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + header - 0.15), squeeze=False)
+    fixed_margins(fig, left=0.7, right=0.15, top=header, bottom=0.5, wspace=0.9, hspace=0.5)
     for (ax_d, ax_t), name in zip(axes, names):
         values = post[name].transpose("chain", "draw").values
         for k, chain in enumerate(values):
@@ -50,8 +56,7 @@ def plot_trace(fit: OptimumFit, path: str | Path) -> Path:
             ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("value", fontsize=8)
     axes[-1, 1].set_xlabel("draw", fontsize=8)
-    diag = fit.diagnostics.describe() if fit.diagnostics else ""
-    fig.suptitle(f"{fit.model} · {fit.quantity}: trace\n{diag}", fontsize=9, y=1 - 0.08 / fig.get_figheight())
+    fig.suptitle("\n".join(title), fontsize=9, y=1 - 0.08 / fig.get_figheight())
     return save_figure(fig, path, crop=False)
 
 
