@@ -11,6 +11,7 @@ list and fit kinds through this module only.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -163,7 +164,8 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
     chains on cpu_count/workers cores. ``workers=1`` runs the same tasks here, one after another,
     with the same results: each chain's seed is its own.
     ``cache`` (a folder, opt-in): a finished task is kept there (``inference.cache``) and
-    loaded instead of redone when everything that decides it is the same.
+    loaded here, before any worker starts, instead of redone when everything that decides it is the
+    same: a run whose every task is stored starts no worker and imports no sampler.
     """
     import os
 
@@ -171,30 +173,33 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
     units = [(name, [q]) for name in names for q in quantities
              if known[name].level == "best-runs" and not known[name].couples]
     units += [(name, list(quantities)) for name in names if not any(u[0] == name for u in units)]
-    workers = max(1, min(workers, len(units)))
-    if workers > 1:
-        config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
     units.sort(key=lambda u: (known[u[0]].level != "runs", quantities.index(u[1][0]),
                               -getattr(known[u[0]], "main_priority", 0)))
+    common = (best, config, options, runs, run_options, source, scoring)
+    stored = [_stored(name, qs, *common, cache=cache) for name, qs in units]   # here: a hit needs no worker
+    todo = [unit for unit, hit in zip(units, stored) if hit is None]
+    hits = [hit for hit in stored if hit is not None]
+    workers = max(1, min(workers, len(todo)))
+    if workers > 1:
+        config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
     tasks = [(name, qs, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
-             for name, qs in units]
+             for name, qs in todo]
     out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
     label = "fits done and scored" if scoring.compared else "fits done"
-    with steps(len(tasks), label) as tick:
+    with steps(len(units), label) as tick:
         if workers == 1:
-            results = (_kind_task(*task) for task in tasks)
-            _collect(results, out, names, on_fit, tick)
+            _collect(itertools.chain(hits, (_kind_task(*task) for task in tasks)), out, names, on_fit, tick)
             return out
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from bayes_scaling.inference.sampling import preload
 
-        if any(known[name].bayesian for name in names):
+        if any(known[name].bayesian for name, _ in todo):
             preload(config)                   # once here, not once per forked worker that samples
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_kind_task, *task) for task in tasks]
-            _collect((f.result() for f in as_completed(futures)), out, names, on_fit, tick)
+            _collect(itertools.chain(hits, (f.result() for f in as_completed(futures))), out, names, on_fit, tick)
     return out
 
 
@@ -220,24 +225,36 @@ def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
                 out.scores[q][name] = scores
 
 
-def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None):
-    """One kind on ``quantities``: fit, and score and judge it where ``scoring`` asks (a pool task: its
-    own progress stays quiet, the caller's bar counts the tasks) — or its stored result from ``cache``."""
+def _stored(name, quantities, best, config, options, runs, run_options, source, scoring, cache=None):
+    """The stored result of a :func:`_kind_task` in ``cache``, or None (no cache, or not stored)."""
     if cache is None:
-        return _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
+        return None
     from bayes_scaling import progress
-    from bayes_scaling.inference.cache import ResultCache, key_of
 
-    store = ResultCache(cache)
-    run_level = kinds()[name].level == "runs"
-    key = key_of(name, tuple(quantities), [best.quantity(q) for q in quantities],
-                 replace(config, cores=1).as_dict(), options, replace(run_options, progress=False), scoring,
-                 _table_bytes(runs) if run_level else b"")
+    store, key = _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache)
     hit = store.get(key)
     if hit is not None:
         progress.note(f"  {name}: finished fit and scores loaded from the cache {store.path(key)}")
-        return hit
+    return hit
+
+
+def _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache):
+    from bayes_scaling.inference.cache import ResultCache, key_of
+
+    run_level = kinds()[name].level == "runs"
+    return ResultCache(cache), key_of(name, tuple(quantities), [best.quantity(q) for q in quantities],
+                                      replace(config, cores=1).as_dict(), options, replace(run_options, progress=False),
+                                      scoring, _table_bytes(runs) if run_level else b"")
+
+
+def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None):
+    """One kind on ``quantities``: fit, and score and judge it where ``scoring`` asks (a pool task: its
+    own progress stays quiet, the caller's bar counts the tasks); with ``cache``, the result is stored
+    there (:func:`_stored` looks it up)."""
     result = _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
+    if cache is None:
+        return result
+    store, key = _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache)
     store.put(key, result)
     return result
 

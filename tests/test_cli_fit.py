@@ -383,6 +383,18 @@ def test_the_opt_in_cache_reuses_a_finished_fit_and_misses_on_any_change(tmp_pat
     assert err.count("loaded from the cache") == 2 and sorted(cache.glob("*.pkl")) == entries
     pd.testing.assert_frame_equal(first, again)
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["fit_cache"] == str(cache)
+    from bayes_scaling import catalog
+    from bayes_scaling.inference import sampling
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a fully stored run ran a task or imported the sampler")
+
+    with pytest.MonkeyPatch.context() as mp:          # every task stored: no task for a worker, no sampler import
+        mp.setattr(catalog, "_kind_task", refuse)
+        mp.setattr(sampling, "preload", refuse)
+        pooled, err = fit("b2", "--workers", "2")
+    assert err.count("loaded from the cache") == 2
+    pd.testing.assert_frame_equal(first, pooled)
     _, err = fit("c", "--seed", "7")
     assert err.count("loaded from the cache") == 0 and len(list(cache.glob("*.pkl"))) == 4
     entries[0].write_bytes(b"not a pickle")
