@@ -223,3 +223,23 @@ def test_run_law_rejects_bad_input_and_writes_nothing(tmp_path, capsys, kw, mess
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_logsumexp_terms_is_a_stable_elementwise_logsumexp():
+    """The loss laws' log Σ exp over their terms equals SciPy's logsumexp over the stacked terms,
+    broadcasting a scalar term, and stays finite where the terms are ±700 (exp would overflow)."""
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.special import logsumexp
+
+    from bayes_scaling.laws.base import logsumexp_terms
+
+    x, y = pt.dvector("x"), pt.dvector("y")
+    z = pt.dscalar("z")
+    f = pytensor.function([x, y, z], logsumexp_terms(x, y, z))
+    xv = np.array([0.0, -3.0, 700.0, -700.0, 2.5])
+    yv = np.array([1.0, 4.0, 699.0, -701.0, 2.5])
+    got = f(xv, yv, 0.3)
+    expected = logsumexp(np.stack([xv, yv, np.full(5, 0.3)]), axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.all(np.isfinite(got))

@@ -196,6 +196,18 @@ class LawFit:
         return cls(law, tree, diagnose(tree, var_names=free), 0.0)
 
 
+def logsumexp_terms(*terms):
+    """log Σ_k exp(term_k), elementwise and broadcasting, stable (PyTensor): one fused elementwise
+    kernel. ``pt.logsumexp`` over a stacked axis adds join, split and reduction kernels that numba
+    compiles apart: the Chinchilla law's cold compile took 50 s with it and 20 s with this."""
+    import functools
+
+    import pytensor.tensor as pt
+
+    top = functools.reduce(pt.maximum, terms)
+    return top + pt.log(functools.reduce(lambda a, b: a + b, [pt.exp(t - top) for t in terms]))
+
+
 def fit_law(law: Law, config: SamplerConfig, *, log_likelihood: bool = True) -> LawFit:
     """Sample ``law``'s model and diagnose every free parameter (``log_likelihood=False`` skips the
     pointwise log-likelihood group, a compile the planner does not need)."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayes_scaling.laws.base import Law, register
+from bayes_scaling.laws.base import Law, logsumexp_terms, register
 from bayes_scaling.math.draws import stacked
 from models.flops import six_n
 
@@ -86,8 +86,7 @@ class ParametricLaw(Law):
         # where E <= 0 the Potential is -inf; the terms take log max(E, tiny) so that the likelihood there is
         # finite rather than NaN (ADVI's gradient averages over such draws; NUTS rejects them either way)
         safe_log_E = pt.log(pt.maximum(e, 1e-12))
-        terms = pt.stack([a_ref - alpha * x_N, b_ref - beta * x_D, pt.broadcast_to(safe_log_E, x_N.shape)])
-        return pt.logsumexp(terms, axis=0)
+        return logsumexp_terms(a_ref - alpha * x_N, b_ref - beta * x_D, safe_log_E)
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         alpha, beta = stacked(posterior, "alpha"), stacked(posterior, "beta")

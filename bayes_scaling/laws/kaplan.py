@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayes_scaling.laws.base import Law, register
+from bayes_scaling.laws.base import Law, logsumexp_terms, register
 from bayes_scaling.math.draws import stacked
 
 if TYPE_CHECKING:
@@ -65,14 +65,12 @@ class KaplanLaw(Law):
         """log L = α_D·LSE((p − α_N·x_N)/α_D, (q − α_D·x_D)/α_D), declaring α_N, α_D ~ Gamma(2, 20)
         (mean 0.1) and p, q ~ Normal(1, 1) (log L(N), log L(D) at the centre)."""
         import pymc as pm
-        import pytensor.tensor as pt
 
         alpha_N = pm.Gamma("alpha_N", alpha=2.0, beta=20.0)
         alpha_D = pm.Gamma("alpha_D", alpha=2.0, beta=20.0)
         p = pm.Normal("p", 1.0, 1.0)  # log L(N) at the centre
         q = pm.Normal("q", 1.0, 1.0)  # log L(D) at the centre
-        terms = pt.stack([(p - alpha_N * x_N) / alpha_D, (q - alpha_D * x_D) / alpha_D])
-        return alpha_D * pt.logsumexp(terms, axis=0)
+        return alpha_D * logsumexp_terms((p - alpha_N * x_N) / alpha_D, (q - alpha_D * x_D) / alpha_D)
 
     def params(self, posterior: xr.Dataset) -> dict[str, np.ndarray]:
         alpha_N, alpha_D = stacked(posterior, "alpha_N"), stacked(posterior, "alpha_D")
