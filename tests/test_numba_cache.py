@@ -66,6 +66,9 @@ def test_the_cached_callbacks_compute_what_nutpies_do(pair):
         s2, v2, g2 = logp(theirs, x)
         assert s1 == s2 == 0 and v1 == pytest.approx(v2, rel=1e-12) and np.allclose(g1, g2, rtol=1e-12)
         assert np.allclose(expand(ours, x), expand(theirs, x), rtol=1e-12, atol=0)
+    # a point where the log-density or its gradient is not finite (σ = e^1000): the same error status
+    bad = np.full(ours.n_dim, 1e3)
+    assert logp(ours, bad)[0] == logp(theirs, bad)[0] != 0
     # a gradient by finite differences: the callback's is the log-density's
     x, h = rng.normal(size=ours.n_dim), 1e-6
     numeric = [(logp(ours, x + h * e)[1] - logp(ours, x - h * e)[1]) / (2 * h) for e in np.eye(ours.n_dim)]
