@@ -175,15 +175,19 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
     units += [(name, list(quantities)) for name in names if not any(u[0] == name for u in units)]
     units.sort(key=lambda u: (known[u[0]].level != "runs", quantities.index(u[1][0]),
                               -getattr(known[u[0]], "main_priority", 0)))
-    common = (best, config, options, runs, run_options, source, scoring)
-    stored = [_stored(name, qs, *common, cache=cache) for name, qs in units]   # here: a hit needs no worker
-    todo = [unit for unit, hit in zip(units, stored) if hit is None]
+    # looked up here, each key made once, before any fit (a hit needs no worker). A key is a pickle of
+    # the inputs, and those bytes are not stable through a run: keys made in the workers differed from
+    # the same tasks' keys made here, so every lookup missed
+    keys = [_task_key(name, qs, best, config, options, runs, run_options, scoring) if cache else None
+            for name, qs in units]
+    stored = [_stored(cache, key, name) if cache else None for key, (name, _) in zip(keys, units)]
+    todo = [(unit, key) for unit, key, hit in zip(units, keys, stored) if hit is None]
     hits = [hit for hit in stored if hit is not None]
     workers = max(1, min(workers, len(todo)))
     if workers > 1:
         config = replace(config, cores=max(1, (os.cpu_count() or 1) // workers))
-    tasks = [(name, qs, best, config, options, runs, run_options, source, scoring, workers > 1, cache)
-             for name, qs in todo]
+    tasks = [(name, qs, best, config, options, runs, run_options, source, scoring, workers > 1, cache, key)
+             for (name, qs), key in todo]
     out = Scored(fits={q: {} for q in quantities}, scores={q: {} for q in quantities})
     label = "fits done and scored" if scoring.compared else "fits done"
     with steps(len(units), label) as tick:
@@ -195,7 +199,7 @@ def fit_and_score(names: list[str], quantities: list[str], best: BestRuns, confi
 
         from bayes_scaling.inference.sampling import preload
 
-        if any(known[name].bayesian for name, _ in todo):
+        if any(known[name].bayesian for (name, _), _ in todo):
             preload(config)                   # once here, not once per forked worker that samples
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_kind_task, *task) for task in tasks]
@@ -225,37 +229,37 @@ def _collect(results, out: Scored, names: list[str], on_fit, tick) -> None:
                 out.scores[q][name] = scores
 
 
-def _stored(name, quantities, best, config, options, runs, run_options, source, scoring, cache=None):
-    """The stored result of a :func:`_kind_task` in ``cache``, or None (no cache, or not stored)."""
-    if cache is None:
-        return None
+def _stored(cache: Path, key: str, name: str):
+    """The stored result of a :func:`_kind_task` under ``key`` in ``cache``, or None."""
     from bayes_scaling import progress
+    from bayes_scaling.inference.cache import ResultCache
 
-    store, key = _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache)
+    store = ResultCache(cache)
     hit = store.get(key)
     if hit is not None:
         progress.note(f"  {name}: finished fit and scores loaded from the cache {store.path(key)}")
     return hit
 
 
-def _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache):
-    from bayes_scaling.inference.cache import ResultCache, key_of
+def _task_key(name, quantities, best, config, options, runs, run_options, scoring) -> str:
+    """The cache key of a task: everything that decides its result."""
+    from bayes_scaling.inference.cache import key_of
 
     run_level = kinds()[name].level == "runs"
-    return ResultCache(cache), key_of(name, tuple(quantities), [best.quantity(q) for q in quantities],
-                                      replace(config, cores=1).as_dict(), options, replace(run_options, progress=False),
-                                      scoring, _table_bytes(runs) if run_level else b"")
+    return key_of(name, tuple(quantities), [best.quantity(q) for q in quantities], replace(config, cores=1).as_dict(),
+                  options, replace(run_options, progress=False), scoring, _table_bytes(runs) if run_level else b"")
 
 
-def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None):
+def _kind_task(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool, cache=None,
+               key=None):
     """One kind on ``quantities``: fit, and score and judge it where ``scoring`` asks (a pool task: its
     own progress stays quiet, the caller's bar counts the tasks); with ``cache``, the result is stored
-    there (:func:`_stored` looks it up)."""
+    there under ``key`` (:func:`_task_key`, made before any fit; :func:`_stored` looks it up)."""
     result = _kind_work(name, quantities, best, config, options, runs, run_options, source, scoring, in_pool)
-    if cache is None:
-        return result
-    store, key = _store_and_key(name, quantities, best, config, options, runs, run_options, scoring, cache)
-    store.put(key, result)
+    if cache is not None:
+        from bayes_scaling.inference.cache import ResultCache
+
+        ResultCache(cache).put(key, result)
     return result
 
 

@@ -376,7 +376,7 @@ def test_the_opt_in_cache_reuses_a_finished_fit_and_misses_on_any_change(tmp_pat
         assert main([*args, "--out", str(tmp_path / out), *extra]) == 0
         return pd.read_csv(tmp_path / out / "predictions.csv"), capsys.readouterr().err
 
-    first, err = fit("a")
+    first, err = fit("a", "--workers", "2")                             # stored by the workers
     entries = sorted(cache.glob("*.pkl"))
     assert len(entries) == 2 and "from the cache" not in err            # one per kind
     again, err = fit("b")
