@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from checkouts import checkouts
 
 CHILD = r"""
 import sys, time, timeit
@@ -70,24 +70,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1)
     args = p.parse_args()
     items = [("model", m) for m in args.models.split(",") if m] + [("law", law) for law in args.laws.split(",") if law]
-    with tempfile.TemporaryDirectory() as tmp:
-        trees = {"this checkout": ROOT}
-        if args.ref:
-            subprocess.run(["git", "worktree", "add", "--detach", f"{tmp}/ref", args.ref], cwd=ROOT, check=True,
-                           capture_output=True)
-            trees[args.ref] = Path(f"{tmp}/ref")
-        try:
-            print(f"{'item':<22}{'tree':<16}{'run':>4}{'cold compile s':>16}{'logp+grad us':>14}", flush=True)
-            for what, name in items:
-                for k in range(args.repeats):
-                    for label, tree in trees.items():
-                        compile_s, per_call = measure(tree, what, name)
-                        print(f"{what + ' ' + name:<22}{label:<16}{k + 1:>4}{compile_s:>16.1f}{per_call:>14.2f}",
-                              flush=True)
-        finally:
-            if args.ref:
-                subprocess.run(["git", "worktree", "remove", "--force", f"{tmp}/ref"], cwd=ROOT, capture_output=True)
-
+    with checkouts(args.ref) as trees:
+        print(f"{'item':<22}{'tree':<16}{'run':>4}{'cold compile s':>16}{'logp+grad us':>14}", flush=True)
+        for what, name in items:
+            for k in range(args.repeats):
+                for label, tree in trees.items():
+                    compile_s, per_call = measure(tree, what, name)
+                    print(f"{what + ' ' + name:<22}{label:<16}{k + 1:>4}{compile_s:>16.1f}{per_call:>14.2f}",
+                          flush=True)
 
 if __name__ == "__main__":
     main()

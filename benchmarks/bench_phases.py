@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from checkouts import checkouts
 
 
 def stamped(cwd: Path, extra: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -46,25 +46,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("extra", nargs="*", help="arguments for the fit command (after --)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, checkouts(args.ref) as trees:
         env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp}/cache")
-        trees = {"this checkout": ROOT}
-        if args.ref:
-            subprocess.run(["git", "worktree", "add", "--detach", f"{tmp}/ref", args.ref], cwd=ROOT, check=True,
-                           capture_output=True)
-            trees[args.ref] = Path(f"{tmp}/ref")
-        try:
-            for tree in trees.values():
-                stamped(tree, args.extra, env)                          # warm-up: fills the compile cache
-            for k in range(args.repeats):
-                for name, tree in trees.items():
-                    t = stamped(tree, args.extra, env)
-                    print(f"run {k + 1}  {name:<14} " + "  ".join(f"{key} {v:5.1f} s" for key, v in t.items()),
-                          flush=True)
-        finally:
-            if args.ref:
-                subprocess.run(["git", "worktree", "remove", "--force", f"{tmp}/ref"], cwd=ROOT, capture_output=True)
-
+        for tree in trees.values():
+            stamped(tree, args.extra, env)                          # warm-up: fills the compile cache
+        for k in range(args.repeats):
+            for name, tree in trees.items():
+                t = stamped(tree, args.extra, env)
+                print(f"run {k + 1}  {name:<14} " + "  ".join(f"{key} {v:5.1f} s" for key, v in t.items()),
+                      flush=True)
 
 if __name__ == "__main__":
     main()
