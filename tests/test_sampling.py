@@ -20,6 +20,12 @@ def test_a_given_target_acceptance_wins_over_a_models_own():
         SamplerConfig(target_accept=1.2)
 
 
+def test_a_capped_config_keeps_settings_below_their_limits_and_an_unset_tune_takes_its_limit():
+    config = SamplerConfig(draws=200, chains=4).capped(draws=400, tune=300, chains=1)
+    assert (config.draws, config.tune, config.chains) == (200, 300, 1)
+    assert SamplerConfig(tune=100).capped(tune=300).tune == 100
+
+
 def test_the_sampler_and_the_surface_use_their_own_target_acceptance(monkeypatch):
     """Left unset, nutpie is asked for TARGET_ACCEPT by ``sample`` (what a kind without its own value
     gets) and for the surface's value by the surface fitter; a value on the command line reaches both."""

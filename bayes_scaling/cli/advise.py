@@ -150,12 +150,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     with progress.steps(len(candidates), "candidates added (at most)") as tick:
         advice = adv.advise(preps, candidates, flops, args.budget, targets, workers=args.workers,
                             on_step=lambda c: tick(candidates[c].label))
-    from dataclasses import replace
-
     from bayes_scaling.optimum.fit import Fitter
 
-    refit_config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune or REFIT_DRAWS, REFIT_DRAWS),
-                           chains=min(config.chains, REFIT_CHAINS))
+    refit_config = config.capped(draws=REFIT_DRAWS, tune=REFIT_DRAWS, chains=REFIT_CHAINS)
     refittable = sum(p.refittable for p in preps)
     with progress.steps(args.max_refits * refittable, "exact refits of degenerate weights (at most)") as tick:
         adv.check_by_refits(advice, preps, fits, datas, Fitter(refit_config, options=options),

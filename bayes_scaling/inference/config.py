@@ -93,6 +93,11 @@ class SamplerConfig:
         """This config, its tuning steps ``default`` unless a number was given."""
         return self if self.tune is not None else replace(self, tune=default)
 
+    def capped(self, **limits: int) -> SamplerConfig:
+        """This config with each named setting at most its limit (an unset ``tune``: the limit)."""
+        return replace(self, **{name: limit if getattr(self, name) is None else min(getattr(self, name), limit)
+                                for name, limit in limits.items()})
+
     def as_dict(self) -> dict:
         """The settings (manifests, resume stamps, cache keys); an unset target acceptance or number
         of tuning steps as the values each model then uses."""

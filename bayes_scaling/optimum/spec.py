@@ -411,9 +411,8 @@ class OptimumSpec:
         target acceptance, unless one was given, is ``REFIT_TARGET_ACCEPT``)."""
         from bayes_scaling.inference.config import REFIT_TARGET_ACCEPT
 
-        config = fitter.config.with_target_accept(REFIT_TARGET_ACCEPT)
-        config = replace(config, draws=min(config.draws, REFIT_DRAWS), tune=min(config.tune or REFIT_TUNE, REFIT_TUNE),
-                         chains=REFIT_CHAINS)
+        config = fitter.config.with_target_accept(REFIT_TARGET_ACCEPT).capped(draws=REFIT_DRAWS, tune=REFIT_TUNE)
+        config = replace(config, chains=REFIT_CHAINS)
         return self.sample(data, centers, fitter, config, posterior_only=True)["posterior"].to_dataset()
 
     def sample(self, data: QuantityData, centers: Centers, fitter: Fitter, config, *,

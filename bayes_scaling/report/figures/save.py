@@ -17,7 +17,7 @@ DPI = 110
 def save_figure(fig: plt.Figure, path: str | Path, *, crop: bool = True) -> Path:
     """Write ``fig`` as a PNG at :data:`DPI` atomically, close it, return the path. ``crop``: to the
     figure's contents (a tight bounding box: one more layout pass, a few tenths of a second); a
-    figure laid out with :func:`fixed_margins` is saved as it is."""
+    figure laid out already (``tight_layout``, :func:`fixed_margins`) is saved as it is."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight" if crop else None, format="png")
