@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import assert_manifest
 
-from bayes_scaling.evaluation.backtest import folds, measured_surface, steplaw_formula
+from bayes_scaling.evaluation.backtest import folds, measured_surface, score, steplaw_formula
 from test_surface import known_sweep
 
 COLUMNS = {"ci_prob", "split", "fold", "n_train_cells", "fit_ok", "wall_s", "model", "N", "D", "quantity", "measured",
@@ -45,6 +45,27 @@ def test_steplaw_formula_reference_values():
     ref = steplaw_formula(np.array([1e9]), np.array([1e11]))
     assert ref["lr"][0] == pytest.approx(1.79 * 1e9**-0.713 * 1e11**0.307)
     assert ref["batch_size"][0] == pytest.approx(0.58 * 1e11**0.571)
+
+
+def test_a_bound_one_ulp_beside_the_measured_best_run_covers_it():
+    """Coverage is decided on the interval, not on float rounding: a bound that is the measured value
+    up to a log/exp round trip covers it; a bound a grid step away does not."""
+    meas = 1.381e-3
+    assert np.exp(np.log(meas)) != meas
+    cells = pd.DataFrame({"N": [1e8], "D": [2e9], "lr": [meas], "B": [262144.0], "loss": [3.0],
+                          "lr_lo": [np.log(meas) - 0.17], "lr_hi": [np.log(meas) + 0.17],
+                          "B_lo": [np.log(262144.0) - 0.2], "B_hi": [np.log(262144.0) + 0.2]})
+    runs = pd.DataFrame({"N": 1e8, "D": 2e9, "lr": [meas, 2 * meas, meas, 2 * meas], "B": [262144.0] * 2 + [524288.0] * 2,
+                         "loss": [3.0, 3.1, 3.05, 3.2], "status": "ok"})
+
+    def pred(lo, hi):
+        return pd.DataFrame({"median": [lo], "lo": [lo], "hi": [hi]})
+
+    for lo, hi, covered in ((np.exp(np.log(meas)), 2 * meas, True), (meas / 2, np.exp(np.log(meas)), True),
+                            (meas * 2**0.5, 2 * meas, False), (meas / 2, meas * 2**-0.5, False)):
+        rows = score(cells, np.array([True]), runs, "m", {"lr": pred(lo, hi), "batch_size": pred(131072.0, 524288.0)}, {})
+        assert rows[0]["quantity"] == "lr" and rows[0]["covered"] is covered
+        assert rows[1]["covered"]
 
 
 def test_cli_end_to_end_on_a_simulated_sweep(tmp_path, repo_root):

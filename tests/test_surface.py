@@ -169,6 +169,22 @@ def test_predicts_the_loss_of_every_run_and_is_wider_at_a_new_cell(fitted):
     assert (new["loss_hi"] - new["loss_lo"]).iloc[0] > 2 * (here["loss_hi"] - here["loss_lo"]).iloc[0]
 
 
+def test_the_best_run_a_sweep_finds_is_one_of_its_configurations_exactly(fitted):
+    """The predicted best run's median and 90 % bounds are configurations of the sweep, bit for bit:
+    a backtest compares them with a measured best run by ``<=``, and a log/exp round trip had put a
+    bound one ulp beside the measured value, scoring a hit as a miss."""
+    sf, _ = fitted
+    lr = np.array([6.905e-4, 9.766e-4, 1.381e-3, 1.953e-3, 2.762e-3, 3.906e-3, 5.524e-3, 7.812e-3])   # StepLaw's
+    B = np.array([131072.0, 262144.0, 393216.0, 524288.0, 720896.0])
+    assert (np.exp(np.log(lr)) != lr).sum() >= 5 and (np.exp(np.log(B)) != B).sum() >= 4   # what a round trip breaks
+    lr_grid, B_grid = (g.ravel() for g in np.meshgrid(lr, B))
+    for n, d in ((1e8, 2e9), (8e8, 1.6e10)):                                # a fitted cell and a new one
+        best = sf.best_run(n, d, B=B_grid, lr=lr_grid).set_index("quantity")
+        for q, grid in (("lr", lr), ("batch_size", B)):
+            assert {best.loc[q, k] for k in ("median", "lo", "hi")} <= set(grid)
+            assert best.loc[q, "lo"] < best.loc[q, "hi"]
+
+
 def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_path, repo_root):
     import re
     import subprocess

@@ -61,7 +61,11 @@ RUN_SCORE_WINDOW = 0.1
 #: Suffix of the model label of a loss-predicting kind's smooth-optimum rows.
 SMOOTH = " (smooth optimum)"
 #: Version of the fold files kept for a resume (a directory of another version starts afresh).
-FOLD_FORMAT = 2
+#: 3: a predicted best run's median and bounds are the sweep's configurations exactly.
+FOLD_FORMAT = 3
+#: Relative tolerance of the coverage rule: a bound equal to the truth up to float rounding covers it
+#: (a predicted best run's bound *is* a configuration; a log/exp round trip puts it one ulp beside).
+COVER_RTOL = 1e-9
 BEST_RUN, SMOOTH_OPTIMUM = "best grid run", "smooth optimum"
 
 
@@ -129,8 +133,8 @@ def score(cells: pd.DataFrame, test: np.ndarray, runs: pd.DataFrame, model: str,
                 **meta, "model": model, "target": target, "N": cell["N"], "D": cell["D"], "quantity": q,
                 "measured": meas, "median": float(p.iloc[i]["median"]), "lo": lo, "hi": hi,
                 "log_ratio": float(np.log(p.iloc[i]["median"] / meas)),
-                "covered": (lo <= meas <= hi) if has_ci else np.nan,
-                "covered_cell": (np.log(lo) <= cell[f"{col}_hi"] and np.log(hi) >= cell[f"{col}_lo"])
+                "covered": (lo <= meas * (1 + COVER_RTOL) and meas <= hi * (1 + COVER_RTOL)) if has_ci else np.nan,
+                "covered_cell": (np.log(lo) <= cell[f"{col}_hi"] + COVER_RTOL and np.log(hi) >= cell[f"{col}_lo"] - COVER_RTOL)
                 if has_ci and truth is None else np.nan,            # the measured best run's grid cell
                 "width_log": float(np.log(hi / lo)) if has_ci else np.nan,
                 "regret": loss - float(cell["loss"]), "regret_nearest": nearest, "best_loss": float(cell["loss"]),

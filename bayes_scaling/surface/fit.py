@@ -36,11 +36,10 @@ from bayes_scaling.errors import InputError
 from bayes_scaling.inference.config import SURFACE_TARGET_ACCEPT, SamplerConfig
 from bayes_scaling.inference.diagnostics import Diagnostics, diagnose
 from bayes_scaling.inference.sampling import CompileCache, sample
-from bayes_scaling.math.draws import stacked
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.fit import OptimumFit
 from bayes_scaling.laws.base import Law
-from bayes_scaling.math.draws import summarize
+from bayes_scaling.math.draws import stacked, summarize, summarize_configurations
 from bayes_scaling.surface import predict
 from bayes_scaling.surface.data import WINDOW, SurfaceData, surface_data
 from bayes_scaling.surface.kind import check_approx
@@ -118,15 +117,14 @@ class SurfaceFit:
         return runs.assign(**{f"loss_{k}": v for k, v in stats.items()}, ci_prob=ci_prob).reset_index(drop=True)
 
     def best_run(self, N: float, D: float, *, B, lr, ci_prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
-        """The best run a sweep of configurations (B, lr) at (N, D) would find: median, mean (of the
-        log), lo, hi of its lr and B (one row per optimum, ``quantity`` lr / batch_size)."""
+        """The best run a sweep of configurations (B, lr) at (N, D) would find: median, geometric mean,
+        lo, hi of its lr and B (one row per optimum, ``quantity`` lr / batch_size). The median and the
+        bounds are configurations of the sweep, exactly (``summarize_configurations``)."""
         draws = predict.best_run_draws(self, N, D, B, lr, seed=seed)
         rows = []
         for k, q in enumerate(OPTIMA):
-            st = summarize(draws[:, k:k + 1], ci_prob)
-            rows.append({"model": "surface", "quantity": q, "N": N, "D": D, "median": float(np.exp(st["median"][0])),
-                         "mean": float(np.exp(st["mean"][0])), "lo": float(np.exp(st["lo"][0])),
-                         "hi": float(np.exp(st["hi"][0])), "ci_prob": ci_prob})
+            st = {name: float(v) for name, v in summarize_configurations(draws[:, k], ci_prob).items()}
+            rows.append({"model": "surface", "quantity": q, "N": N, "D": D, **st, "ci_prob": ci_prob})
         return pd.DataFrame(rows)
 
     def to_netcdf(self, path) -> None:

@@ -36,7 +36,7 @@ import pandas as pd
 from bayes_scaling.errors import InputError
 from bayes_scaling.inference.diagnostics import Diagnostics
 from bayes_scaling.inputs.runtable import QUANTITIES, BestRuns, QuantityData
-from bayes_scaling.math.draws import summarize
+from bayes_scaling.math.draws import summarize, summarize_configurations
 from bayes_scaling.optimum.fit import Fitter, OptimumFit
 from bayes_scaling.surface.data import MIN_RUNS_PER_CELL, SurfaceData
 from bayes_scaling.surface.model import OPTIMA
@@ -76,12 +76,14 @@ class GpFit:
         """The best run a sweep of configurations (B, lr) at (N, D) would find: the smooth optimum's
         predictive plus the best-run offset, inside the sweep's range (one row per optimum)."""
         rng = np.random.default_rng([seed, 1])          # the offset: independent of the laws' own draws
-        design = {"lr": np.log(np.asarray(lr, dtype=float)), "batch_size": np.log(np.asarray(B, dtype=float))}
+        design = {"lr": np.asarray(lr, dtype=float), "batch_size": np.asarray(B, dtype=float)}
         rows = []
         for k, q in enumerate(OPTIMA):
             draws = self.fits[q].log_draws([N], [D], seed=seed + k)
-            draws = np.clip(draws + self.offset[q] * rng.standard_normal(draws.shape), design[q].min(), design[q].max())
-            st = {name: float(np.exp(v[0])) for name, v in summarize(draws, ci_prob).items()}
+            # clipped after the exp: a draw beyond the sweep is its end configuration, exactly
+            draws = np.clip(np.exp(draws + self.offset[q] * rng.standard_normal(draws.shape)),
+                            design[q].min(), design[q].max())
+            st = {name: float(v[0]) for name, v in summarize_configurations(draws, ci_prob).items()}
             rows.append({"model": "gp", "quantity": q, "N": N, "D": D, **st, "ci_prob": ci_prob})
         return pd.DataFrame(rows)
 

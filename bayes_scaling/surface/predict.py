@@ -113,10 +113,10 @@ def run_draws(sf: SurfaceFit, N, D, B, lr, *, seed: int = 0) -> tuple[np.ndarray
 
 
 def best_run_draws(sf: SurfaceFit, N: float, D: float, B, lr, *, seed: int = 0) -> np.ndarray:
-    """(S, 2) draws of log η and log B of the best run a sweep of configurations in cell (N, D) would
-    find — run k at (B[k], lr[k]), paired, not a grid — the argmin of one joint predictive draw of the
-    sweep's losses."""
+    """(S, 2) draws of η and B of the best run a sweep of configurations in cell (N, D) would find —
+    run k at (B[k], lr[k]), paired, not a grid — the argmin of one joint predictive draw of the
+    sweep's losses. Each draw is one of the configurations, exactly (no log/exp round trip)."""
     B, lr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (B, lr))
     losses = loss_draws(sf, np.full(B.size, N), np.full(B.size, D), B, lr, seed=seed)
     k = losses.argmin(axis=1)
-    return np.column_stack([np.log(lr)[k], np.log(B)[k]])
+    return np.column_stack([lr[k], B[k]])
