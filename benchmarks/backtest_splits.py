@@ -5,8 +5,9 @@
 
 Reads each DIR/backtest.csv (written by the backtest command) and prints, for ``--model``'s rows
 (default gp: the best grid run), per split (largest-n, largest-d, each-n) and optimum: the share of
-held-out cells inside the interval, the mean log₂(predicted / measured best run), the median natural-log
-width and the mean loss regret (nats), and the same over all splits. Where the ranking of the backtest
+held-out cells inside the interval, the mean log₂(predicted / measured best run) with its standard error
+over the cells (``bias_se``: sd/√n; a cell held out in two splits counts twice, so read it as rough), the
+median natural-log width and the mean loss regret (nats), and the same over all splits. Where the ranking of the backtest
 command says *whether* a kind covers, this says *where* it does not.
 
 With ``--run-windows``, for a kind that predicts run losses (``surface``) it also reads DIR/run_losses.csv
@@ -32,7 +33,9 @@ def by_split(table: pd.DataFrame, model: str) -> pd.DataFrame:
         raise SystemExit(f"no rows of model {model!r} (it has: {', '.join(sorted(table['model'].unique()))})")
 
     def summary(g: pd.DataFrame) -> pd.Series:
-        return pd.Series({"cells": len(g), "cover": g["covered"].mean(), "bias_log2": g["log_ratio"].mean() / np.log(2),
+        log2 = g["log_ratio"] / np.log(2)
+        return pd.Series({"cells": len(g), "cover": g["covered"].mean(), "bias_log2": log2.mean(),
+                          "bias_se": log2.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else np.nan,
                           "median_width": g["width_log"].median(), "regret": g["regret"].mean()})
 
     split = rows.groupby(["split", "quantity"]).apply(summary, include_groups=False)
