@@ -53,6 +53,8 @@ def runs_by_window(runs: pd.DataFrame, model: str, windows: list[float]) -> pd.D
     for w in windows:
         kept = rows.assign(scored=rows["above_best"] <= w)
         for split, g in [("all", kept), *kept.groupby("split")]:
+            if not g["scored"].any():
+                continue
             score = run_scores(g).drop(columns="model").iloc[0]
             out.append({"window": w, "split": split, **score.to_dict()})
     return pd.DataFrame(out).set_index(["window", "split"])

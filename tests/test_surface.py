@@ -182,7 +182,6 @@ def test_the_best_run_a_sweep_finds_is_one_of_its_configurations_exactly(fitted)
         best = sf.best_run(n, d, B=B_grid, lr=lr_grid).set_index("quantity")
         for q, grid in (("lr", lr), ("batch_size", B)):
             assert {best.loc[q, k] for k in ("median", "lo", "hi")} <= set(grid)
-            assert best.loc[q, "lo"] < best.loc[q, "hi"]
 
 
 def test_fit_cli_predicts_planned_runs_and_refuses_bad_ones_before_fitting(tmp_path, repo_root):

@@ -102,6 +102,8 @@ class SamplerConfig:
         """The settings (manifests, resume stamps, cache keys); an unset target acceptance or number
         of tuning steps as the values each model then uses."""
         d = asdict(self)
+        d["exact"] = {"pooled law of the optima": "independent exact draws (conjugate given σ) unless --prior "
+                                                  "gives a, b or c a non-Normal prior"}
         if self.tune is None:
             d["tune"] = {"default": TUNE, "hierarchical law of the optima": PER_N_LAW_TUNE}
         if self.target_accept is None:

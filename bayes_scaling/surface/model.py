@@ -62,10 +62,11 @@ SHAPE = ("log_h_lr", "log_h_B", "kappa_lr", "kappa_B", "k1", "k2", "log_sigma")
 SHAPE_PRIOR = {"log_h_lr": (np.log(0.04), 0.75), "log_h_B": (np.log(0.04), 0.75), "kappa_lr": (0.0, 1.0), "kappa_B": (0.0, 1.0), "k1": (0.0, 0.5), "k2": (0.0, 0.5), "log_sigma": (np.log(0.002), 1.0)}
 #: Prior medians of the population spreads τ_p (LogNormal, log-sd TAU_PRIOR_SIGMA).
 SHAPE_TAU = {"log_h_lr": 0.3, "log_h_B": 0.3, "kappa_lr": 0.3, "kappa_B": 0.3, "k1": 0.1, "k2": 0.1, "log_sigma": 0.3}
-#: Prior median of σ_q, the scatter of the cells' smooth optima about their law (LogNormal, log-sd
-#: TAU_PRIOR_SIGMA). Not the best-run kinds' Gamma(2, ·): that one's density vanishes only linearly at 0,
+#: Prior of σ_q, the scatter of the cells' smooth optima about their law: LogNormal(log OPT_SCATTER_MEDIAN,
+#: OPT_SCATTER_SIGMA). Not the best-run kinds' Gamma(2, ·): that one's density vanishes only linearly at 0,
 #: and with the cell optima centred (each pinned by its runs) σ_B fell to 0.004 and NUTS diverged there.
 OPT_SCATTER_MEDIAN = 0.1
+OPT_SCATTER_SIGMA = 0.75
 #: Prior median of γ, the misfit of the bowl family (relative to the loss above the minimum).
 GAMMA_PRIOR_MEDIAN = 0.1
 #: Prior mean of σ_L*, the scatter of a cell's minimum loss about the loss law (nats).
@@ -155,7 +156,7 @@ def build_surface(data: SurfaceData, *, slopes: str = "pooled", law: str = LOSS_
         a = pm.Normal("a", mu=d["a_loc"], sigma=2.0, dims="quantity")
         b = pm.Normal("b", 0.0, 1.0, dims="quantity")
         c = pm.Normal("c", 0.0, 1.0, dims="quantity")
-        sigma = pm.LogNormal("sigma", mu=np.log(OPT_SCATTER_MEDIAN), sigma=TAU_PRIOR_SIGMA, dims="quantity")
+        sigma = pm.LogNormal("sigma", mu=np.log(OPT_SCATTER_MEDIAN), sigma=OPT_SCATTER_SIGMA, dims="quantity")
         if slopes == "per_n":
             tau_c = pm.LogNormal("tau_c", mu=np.log(TAU_PRIOR_MEDIAN), sigma=TAU_PRIOR_SIGMA, dims="quantity")
             z_c = pm.Normal("z_c", 0.0, 1.0, dims=("quantity", "N_level"))

@@ -5,14 +5,21 @@
 Its likelihood is a density of log q, so LOO scores it, like every kind, on the probability it
 gives the observed grid cell, Φ((hi − μ)/σ) − Φ((lo − μ)/σ) (no selection jitter: it reads
 the grid value as the optimum itself).
+
+With Normal priors on a, b and c (the default) it is conjugate given σ, so its draws are exact and
+independent (``math.conjugate``): no model to compile, nothing to tune. With another prior on one of
+them (``--prior``) it is sampled by NUTS like every other kind.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
 from bayes_scaling.inference.config import FLAT_LAW_TARGET_ACCEPT
 from bayes_scaling.math.draws import stacked
+from bayes_scaling.optimum.priors import Normal
 from bayes_scaling.optimum.spec import ModelOptions, OptimumSpec, register
 
 
@@ -34,6 +41,35 @@ class Pooled(OptimumSpec):
             mu = a + b * d["x_N"] + c * d["x_D"]
             pm.Normal("q_obs", mu=mu, sigma=sigma, observed=d["y_obs"], dims="cell")
         return model
+
+    def sample(self, data, centers, fitter, config, *, posterior_only=False):
+        """``config.chains × config.draws`` exact posterior draws when a, b, c have Normal priors (the
+        module docstring; a stream of their own per optimum, from the seed and its name); NUTS
+        (``OptimumSpec.sample``) otherwise, or where σ's posterior runs off its grid."""
+        import xarray as xr
+
+        from bayes_scaling.math.conjugate import OffGrid, normal_regression_draws
+
+        priors = [self.prior(k, fitter.options) for k in ("a", "b", "c")]
+        if not all(isinstance(p, Normal) for p in priors):
+            return super().sample(data, centers, fitter, config, posterior_only=posterior_only)
+        X = np.column_stack([np.ones(len(data.y)), data.log_N - centers.log_N, data.log_D - centers.log_D])
+        m0 = np.array([p.mu for p in priors]) + np.array([centers.y, 0.0, 0.0])
+        s0 = np.array([p.sigma for p in priors])
+        shape = (config.chains, config.draws)
+        rng = np.random.default_rng([config.seed, zlib.crc32(data.name.encode())])
+        try:
+            beta, sigma = normal_regression_draws(X, data.y, m0, s0, self.prior("sigma", fitter.options).logp,
+                                                  shape[0] * shape[1], rng)
+        except OffGrid:             # a degenerate posterior (an exact fit): NUTS, and its diagnostics say so
+            return super().sample(data, centers, fitter, config, posterior_only=posterior_only)
+        coords = {"chain": np.arange(shape[0]), "draw": np.arange(shape[1])}
+        post = xr.Dataset({k: (("chain", "draw"), v.reshape(shape)) for k, v in
+                           (("a", beta[:, 0]), ("b", beta[:, 1]), ("c", beta[:, 2]), ("sigma", sigma))}, coords=coords)
+        if posterior_only:
+            return xr.DataTree.from_dict({"posterior": post})
+        stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords=coords)
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
 
     def observation_scale(self, posterior, centers):
         return stacked(posterior, "sigma")[:, None]
