@@ -51,8 +51,10 @@ threads = 1
 
 #: SPEC with two token budgets per size: a table best_runs (and the fit) can use (c_D needs >= 2 D per N).
 SPEC_2D = SPEC.replace("tokens = [1024]", "tokens = [512, 1024]")
-#: SPEC with runs long enough (half a second or more each) to kill a worker in the middle of one.
-SPEC_SLOW = SPEC.replace("tokens = [1024]", "tokens = [16384]")
+#: SPEC with runs long enough (a couple of seconds each) to kill a worker in the middle of one, and to
+#: interrupt a sweep between its first finished run and its last, even on a loaded machine (at 16,384
+#: tokens a whole sweep once finished before a CI run under load saw its first result).
+SPEC_SLOW = SPEC.replace("tokens = [1024]", "tokens = [65536]")
 
 
 def write_spec(tmp_path: Path, text: str = SPEC, name: str = "spec.toml") -> Path:
