@@ -72,6 +72,17 @@ class Diagnostics:
                    min(d.chains for d in items), min(d.draws for d in items))
 
 
+def sampler_free_tree(post: xr.Dataset) -> xr.DataTree:
+    """A tree of draws no sampler made (exact draws, an approximation's): the posterior, and the
+    ``sample_stats`` that :func:`diagnose` reads, with no divergence."""
+    import xarray as xr
+
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))},
+                       coords={"chain": post["chain"], "draw": post["draw"]})
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+
 def diagnose(idata: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
     """Max R-hat, min bulk/tail ESS over all (or the named) posterior variables."""
     import arviz_stats as azs

@@ -20,10 +20,12 @@ def stacked(posterior: xr.Dataset, name: str) -> np.ndarray:
     return v.values.reshape((-1,) + v.shape[2:])
 
 
-def quantiles(draws: np.ndarray, ci_prob: float = 0.9, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(median, lo, hi): the median and the equal-tailed ``ci_prob`` interval along ``axis``."""
+def quantiles(draws: np.ndarray, ci_prob: float = 0.9, axis: int = 0, method: str = "linear"
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, lo, hi): the median and the equal-tailed ``ci_prob`` interval along ``axis``
+    (``method``: NumPy's quantile method)."""
     tail = (1.0 - ci_prob) / 2.0
-    med, lo, hi = np.quantile(draws, [0.5, tail, 1.0 - tail], axis=axis)
+    med, lo, hi = np.quantile(draws, [0.5, tail, 1.0 - tail], axis=axis, method=method)
     return med, lo, hi
 
 
@@ -32,8 +34,7 @@ def summarize_configurations(draws: np.ndarray, ci_prob: float) -> dict[str, np.
     which many sit exactly on a sweep's configurations (a predicted best run). The median and the
     bounds are order statistics (``inverted_cdf``), so each is a draw itself: never an interpolation
     between two configurations, nor a log/exp round trip that lands one ulp beside a measured value."""
-    tail = (1.0 - ci_prob) / 2.0
-    med, lo, hi = np.quantile(draws, [0.5, tail, 1.0 - tail], axis=0, method="inverted_cdf")
+    med, lo, hi = quantiles(draws, ci_prob, method="inverted_cdf")
     return {"median": med, "mean": np.exp(np.log(draws).mean(axis=0)), "lo": lo, "hi": hi}
 
 

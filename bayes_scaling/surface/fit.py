@@ -34,7 +34,7 @@ import xarray as xr
 
 from bayes_scaling.errors import InputError
 from bayes_scaling.inference.config import SURFACE_TARGET_ACCEPT, SamplerConfig
-from bayes_scaling.inference.diagnostics import Diagnostics, diagnose
+from bayes_scaling.inference.diagnostics import Diagnostics, diagnose, sampler_free_tree
 from bayes_scaling.inference.sampling import CompileCache, sample
 from bayes_scaling.optimum import spec as specs
 from bayes_scaling.optimum.fit import OptimumFit
@@ -262,10 +262,7 @@ def _advi(model: pm.Model, config: SamplerConfig, *, progress: str | None = None
 
         note(f"{progress} done after {stopper.steps} steps ("
              + ("the ELBO settled)" if stopper.settled else "the step budget; the ELBO had not settled)"))
-    post = _inside_support(tree["posterior"].to_dataset())
-    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, post.sizes["draw"]), dtype=bool))},
-                       coords={"chain": post["chain"], "draw": post["draw"]})
-    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), stopper.steps
+    return sampler_free_tree(_inside_support(tree["posterior"].to_dataset())), stopper.steps
 
 
 def _inside_support(post: xr.Dataset) -> xr.Dataset:

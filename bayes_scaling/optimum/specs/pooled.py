@@ -48,6 +48,7 @@ class Pooled(OptimumSpec):
         (``OptimumSpec.sample``) otherwise, or where σ's posterior runs off its grid."""
         import xarray as xr
 
+        from bayes_scaling.inference.diagnostics import sampler_free_tree
         from bayes_scaling.math.conjugate import OffGrid, normal_regression_draws
 
         priors = [self.prior(k, fitter.options) for k in ("a", "b", "c")]
@@ -63,13 +64,10 @@ class Pooled(OptimumSpec):
                                                   shape[0] * shape[1], rng)
         except OffGrid:             # a degenerate posterior (an exact fit): NUTS, and its diagnostics say so
             return super().sample(data, centers, fitter, config, posterior_only=posterior_only)
-        coords = {"chain": np.arange(shape[0]), "draw": np.arange(shape[1])}
         post = xr.Dataset({k: (("chain", "draw"), v.reshape(shape)) for k, v in
-                           (("a", beta[:, 0]), ("b", beta[:, 1]), ("c", beta[:, 2]), ("sigma", sigma))}, coords=coords)
-        if posterior_only:
-            return xr.DataTree.from_dict({"posterior": post})
-        stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))}, coords=coords)
-        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+                           (("a", beta[:, 0]), ("b", beta[:, 1]), ("c", beta[:, 2]), ("sigma", sigma))},
+                          coords={"chain": np.arange(shape[0]), "draw": np.arange(shape[1])})
+        return xr.DataTree.from_dict({"posterior": post}) if posterior_only else sampler_free_tree(post)
 
     def observation_scale(self, posterior, centers):
         return stacked(posterior, "sigma")[:, None]
